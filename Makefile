@@ -1,0 +1,43 @@
+# The two commands of the README. Each creates .venv on first use and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: tour test lint bench golden clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.tour-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[tour]"
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[test,bench]"
+	touch $@ $(VENV)/.tour-installed
+
+## Run the tour: train the digits MLP with our optimizers and optax's, print a table, write a plot.
+tour: $(VENV)/.tour-installed
+	$(PY) -m jaxopt_papers
+
+## Run the whole test suite (lint, unit, golden, 8-device, notebooks) on CPU.
+test: $(VENV)/.test-installed
+	$(PY) -m ruff check jaxopt_papers tests benchmarks
+	$(PY) -m pytest -n 2 --durations=15
+
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check jaxopt_papers tests benchmarks
+	$(PY) -m ruff format --check jaxopt_papers tests benchmarks
+
+## Benchmarks (full size); add ARGS=--quick for a CI-sized run.
+bench: $(VENV)/.test-installed
+	$(PY) benchmarks/optimizers.py $(ARGS)
+
+## Regenerate golden trajectories (needs the oracle extra: torch + torch-optimizer + pytorch-optimizer).
+golden: $(VENV)/.test-installed
+	$(PY) -m pip install --quiet -e ".[oracle]"
+	$(PY) tests/golden/make_golden.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""Shardings for optimizer state, derived from the parameters' shardings.
+
+Eager ``tx.init(params)`` inherits each parameter's sharding, but ``jax.jit(tx.init)(params)``
+does not (the state lands on one device or is replicated, the root of optax #548-style
+out-of-memory errors). :func:`state_shardings` gives ``out_shardings`` for the jitted ``init``:
+every state leaf that mirrors a parameter gets that parameter's sharding, everything else
+(counters, scalars, per-tensor statistics) is replicated::
+
+    shardings = state_shardings(tx, params, param_shardings)
+    state = jax.jit(tx.init, out_shardings=shardings)(params)
+
+The library creates no mesh and moves no data: placement is the caller's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+
+def _replicated_like(shardings: Any) -> jax.sharding.Sharding:
+    leaves = [s for s in jax.tree.leaves(shardings) if isinstance(s, jax.sharding.Sharding)]
+    if not leaves:
+        raise ValueError(
+            "state_shardings: `param_shardings` must hold jax.sharding.Sharding leaves, "
+            f"got {shardings!r}."
+        )
+    first = leaves[0]
+    if isinstance(first, NamedSharding):
+        return NamedSharding(first.mesh, PartitionSpec())
+    return jax.sharding.SingleDeviceSharding(next(iter(first.device_set)))
+
+
+def state_shardings(
+    tx: optax.GradientTransformation, params: Any, param_shardings: Any
+) -> Any:
+    """Shardings for ``tx.init(params)`` mirroring ``param_shardings`` (a pytree like ``params``).
+
+    ``params`` may hold arrays or ``jax.ShapeDtypeStruct``s. State leaves whose shape differs
+    from their parameter's (e.g. per-row statistics) are replicated.
+    """
+    if jax.tree.structure(params) != jax.tree.structure(
+        param_shardings, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding)
+    ):
+        raise ValueError(
+            "state_shardings: `param_shardings` must have the structure of `params`; got "
+            f"{jax.tree.structure(param_shardings)} for params {jax.tree.structure(params)}."
+        )
+    replicated = _replicated_like(param_shardings)
+    abstract = jax.eval_shape(tx.init, params)
+
+    def mirror(leaf, shard, param):
+        same = getattr(leaf, "shape", None) == tuple(param.shape)
+        return shard if same else replicated
+
+    return optax.tree.map_params(
+        tx,
+        mirror,
+        abstract,
+        param_shardings,
+        params,
+        transform_non_params=lambda _: replicated,
+        is_leaf=lambda x: isinstance(x, jax.sharding.Sharding),
+    )
