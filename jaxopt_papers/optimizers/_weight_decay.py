@@ -5,7 +5,8 @@ decoupled ``p <- p(1 - lr*wd) - lr*u``). Two reference codes use other forms, wh
 reproduced exactly to match their trajectories. Both act on *learning-rate-scaled* updates
 ``d`` (i.e. they come after ``optax.scale_by_learning_rate`` in a chain):
 
-* proximal (Adan, Algorithm 1):  ``p+ = (p + d) / (1 + lr*wd)``  =>  ``Δ = (d - lr*wd*p) / (1 + lr*wd)``
+* proximal (Adan, Algorithm 1):  ``p+ = (p + d) / (1 + lr*wd)``, i.e.
+  ``Δ = (d - lr*wd*p) / (1 + lr*wd)``
 * step-then-decay (SPAM, bitsandbytes CUDA):  ``p+ = (p + d)(1 - lr*wd)``  =>
   ``Δ = d - lr*wd*(p + d)``
 """
@@ -31,7 +32,9 @@ def _value(x: optax.ScalarOrSchedule, count: jax.Array):
     return x(count) if callable(x) else x
 
 
-def _scheduled_decay(owner: str, learning_rate, weight_decay, combine) -> optax.GradientTransformation:
+def _scheduled_decay(
+    owner: str, learning_rate, weight_decay, combine
+) -> optax.GradientTransformation:
     V.check_learning_rate(owner, learning_rate)
     V.check_weight_decay(owner, weight_decay)
 

@@ -26,7 +26,7 @@ import optax
 from jaxopt_papers.optimizers import _validation as V
 from jaxopt_papers.optimizers.lion_k import LionKState, scale_by_lion_k
 
-__all__ = ["LionState", "scale_by_lion", "lion"]
+__all__ = ["LionState", "lion", "scale_by_lion"]
 
 LionState = LionKState
 """State of :func:`scale_by_lion`: step count and the momentum ``m``."""

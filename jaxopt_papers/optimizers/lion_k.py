@@ -49,7 +49,7 @@ import optax
 
 from jaxopt_papers.optimizers import _validation as V
 
-__all__ = ["LionKState", "scale_by_lion_k", "lion_k"]
+__all__ = ["LionKState", "lion_k", "scale_by_lion_k"]
 
 KERNELS = ("sign", "l2", "tanh", "huber", "relativistic")
 

@@ -78,7 +78,8 @@ def problem(kind: str, seed: int):
         def loss(p):
             r = x @ p["w"].T + p["b"] - y
             conv = torch.einsum("oikl,ikl->o", p["conv"], z)
-            return 0.5 * (r**2).mean() + 0.5 * ((conv - 1.0) ** 2).sum() + 0.05 * (p["b"] ** 4).sum()
+            quartic = 0.05 * (p["b"] ** 4).sum()
+            return 0.5 * (r**2).mean() + 0.5 * ((conv - 1.0) ** 2).sum() + quartic
 
     elif kind == "scale_invariant":
 
@@ -179,7 +180,8 @@ def main(argv: list[str]) -> None:
         arrays = record(case)
         np.savez_compressed(DATA / f"{case.name}.npz", **arrays)
         final = max(np.abs(arrays[f"params/{k}"][-1]).max() for k in ("w", "b", "conv"))
-        print(f"{case.name:40s} {case.steps:4d} steps  oracle={case.oracle_name}  max|p_T|={final:.3g}")
+        print(f"{case.name:40s} {case.steps:4d} steps  oracle={case.oracle_name}  "
+              f"max|p_T|={final:.3g}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""Every optimizer of the library, as the shared invariant suite sees it.
+
+Adding a method = adding its entries here (plus golden cases, a benchmark row, a notebook
+cell). ``static`` lists the structural arguments that ``optax.inject_hyperparams`` must be told
+about (``static_args``): they shape the computation and cannot be traced.
+``converge`` is the peak learning rate of a cosine schedule that reaches the minimum of the
+quadratic and Rosenbrock problems in ``test_invariants.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jaxopt_papers as jop
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    alias: str
+    kwargs: dict[str, Any]
+    static: tuple[str, ...] = ()
+    converge: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def make(self, **overrides):
+        return getattr(jop, self.alias)(**{**self.kwargs, **overrides})
+
+    def make_injected(self, **overrides):
+        import optax
+
+        fn = optax.inject_hyperparams(getattr(jop, self.alias), static_args=self.static)
+        return fn(**{**self.kwargs, **overrides})
+
+
+SPAM_SMALL = dict(warmup_steps=4, reset_interval=12, grad_accu_steps=3, threshold=50.0)
+SPAM_STATIC = ("warmup_steps", "reset_interval", "grad_accu_steps")
+
+ENTRIES = [
+    Entry("adamp", "adamp", dict(learning_rate=1e-2, weight_decay=0.1), ("channel_axis",),
+          dict(learning_rate=0.1)),
+    Entry("adamp_nesterov", "adamp", dict(learning_rate=1e-2, nesterov=True, channel_axis=0),
+          ("channel_axis",), dict(learning_rate=0.1)),
+    Entry("sgdp", "sgdp", dict(learning_rate=1e-2, momentum=0.9, weight_decay=0.1),
+          ("channel_axis",), dict(learning_rate=2e-3)),
+    Entry("sgdp_nesterov", "sgdp",
+          dict(learning_rate=1e-2, momentum=0.9, nesterov=True, dampening=0.0),
+          ("channel_axis",), dict(learning_rate=2e-3)),
+    Entry("adan", "adan", dict(learning_rate=1e-2, weight_decay=0.02), (),
+          dict(learning_rate=0.1, weight_decay=0.0)),
+    Entry("adan_no_prox_clip", "adan",
+          dict(learning_rate=1e-2, weight_decay=0.02, no_prox=True, max_grad_norm=1.0), (),
+          dict(learning_rate=0.1, weight_decay=0.0, max_grad_norm=0.0)),
+    Entry("lion", "lion", dict(learning_rate=1e-3, weight_decay=0.1), (),
+          dict(learning_rate=0.03, weight_decay=0.0)),
+    Entry("lion_k_l2", "lion_k", dict(learning_rate=1e-3, kernel="l2"), (),
+          dict(learning_rate=0.05)),
+    Entry("lion_k_tanh", "lion_k", dict(learning_rate=1e-3, kernel="tanh", kernel_scale=3.0),
+          (), dict(learning_rate=0.03)),
+    Entry("lion_k_huber", "lion_k", dict(learning_rate=1e-3, kernel="huber", kernel_scale=0.5),
+          (), dict(learning_rate=0.03)),
+    Entry("lion_k_relativistic", "lion_k",
+          dict(learning_rate=1e-3, kernel="relativistic", kernel_scale=0.5), (),
+          dict(learning_rate=0.03)),
+    Entry("exadam", "exadam", dict(learning_rate=1e-3, weight_decay=0.01), (),
+          dict(learning_rate=0.02, weight_decay=0.0)),
+    Entry("exadam_dynamic_lr", "exadam", dict(learning_rate=1e-3, dynamic_lr=True), (),
+          dict(learning_rate=0.02)),
+    Entry("spam", "spam", dict(learning_rate=1e-2, weight_decay=0.01, **SPAM_SMALL), SPAM_STATIC,
+          dict(learning_rate=0.1, weight_decay=0.0, reset_interval=100_000)),
+    Entry("stable_spam", "stable_spam",
+          dict(learning_rate=1e-2, weight_decay=0.01, update_proj_gap=12, t_max=50),
+          ("update_proj_gap", "t_max"),
+          dict(learning_rate=0.1, weight_decay=0.0, update_proj_gap=100_000, t_max=None)),
+    Entry("diffgrad", "diffgrad", dict(learning_rate=1e-2, weight_decay=0.01), (),
+          dict(learning_rate=0.1, weight_decay=0.0)),
+]
+
+IDS = [e.name for e in ENTRIES]
