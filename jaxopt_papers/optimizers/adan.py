@@ -44,7 +44,7 @@ import optax
 from jaxopt_papers.optimizers import _validation as V
 from jaxopt_papers.optimizers._weight_decay import proximal_weight_decay
 
-__all__ = ["AdanState", "scale_by_adan", "adan"]
+__all__ = ["AdanState", "adan", "scale_by_adan"]
 
 
 class AdanState(NamedTuple):

@@ -29,7 +29,7 @@ import optax
 
 from jaxopt_papers.optimizers import _validation as V
 
-__all__ = ["DiffGradState", "scale_by_diffgrad", "diffgrad"]
+__all__ = ["DiffGradState", "diffgrad", "scale_by_diffgrad"]
 
 
 class DiffGradState(NamedTuple):

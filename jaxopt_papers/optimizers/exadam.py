@@ -34,7 +34,7 @@ import optax
 
 from jaxopt_papers.optimizers import _validation as V
 
-__all__ = ["EXAdamState", "scale_by_exadam", "exadam"]
+__all__ = ["EXAdamState", "exadam", "scale_by_exadam"]
 
 
 class EXAdamState(NamedTuple):

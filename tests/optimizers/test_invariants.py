@@ -117,7 +117,7 @@ def test_state_type_stable_in_cond(entry, dtype):
 def test_multisteps_averages_gradients(entry):
     p = make_params()
     k = 3
-    multi = optax.MultiSteps(entry.make(), every_k_schedule=k)
+    multi = optax.MultiSteps(entry.make(), every_k_schedule=k, accumulator_dtype=jnp.float64)
     tx = entry.make()
     ms, s = multi.init(p), tx.init(p)
     params_m, params_s = p, p
