@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import optax
 
-from jaxopt_papers.optimizers import _validation as V
-from jaxopt_papers.optimizers.lion_k import LionKState, scale_by_lion_k
+from jaxopt_papers.optimizers.lion_k import LionKState, lion_k, scale_by_lion_k
 
 __all__ = ["LionState", "lion", "scale_by_lion"]
 
@@ -48,10 +47,4 @@ def lion(
     mask=None,
 ) -> optax.GradientTransformationExtraArgs:
     """Lion with decoupled weight decay, as the official code (see module docstring)."""
-    V.check_learning_rate("lion", learning_rate)
-    V.check_weight_decay("lion", weight_decay)
-    return optax.chain(
-        scale_by_lion(b1, b2, mu_dtype),
-        optax.add_decayed_weights(weight_decay, mask),
-        optax.scale_by_learning_rate(learning_rate),
-    )
+    return lion_k(learning_rate, "sign", 1.0, b1, b2, weight_decay, mu_dtype, mask)
