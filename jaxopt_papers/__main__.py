@@ -1,0 +1,172 @@
+"""The tour: ``python -m jaxopt_papers`` (or the console script ``jaxopt-papers-tour``).
+
+Runs on small bundled or generated data in about a minute on 2 CPU cores, prints tables and
+writes plots to ``tour_output/`` (``--out DIR``). It is a list of sections, :data:`SECTIONS`;
+each later area of the library adds its own function ``section(ctx: Tour) -> None`` there.
+
+Sections so far:
+
+- ``first-order``: trains the digits MLP (:func:`jaxopt_papers.workloads.digits_mlp`) with our
+  first-order optimizers and optax's, one jitted ``lax.scan`` per optimizer, and reports final
+  training loss, test accuracy, steps to the 97% target, steps/s and compile time apart; writes
+  ``first_order.png``.
+
+Needs the ``tour`` extra (scikit-learn, matplotlib, tqdm): ``pip install "jaxopt-papers[tour]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+
+
+@dataclasses.dataclass
+class Tour:
+    """What every section receives: where to write and how big to run."""
+
+    out: pathlib.Path
+    quick: bool = False
+    steps: int | None = None
+    written: list[pathlib.Path] = dataclasses.field(default_factory=list)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
+                               enumerate(zip(r, widths, strict=True)))  # fmt: skip
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+# ----------------------------------------------------------------------------- first order
+
+TOUR_QUICK = ["adamp", "lion", "lion_k(tanh)", "optax.adam"]
+
+
+def first_order(ctx: Tour) -> None:
+    """Digits MLP trained by our optimizers and optax's; table + ``first_order.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tqdm.auto import tqdm
+
+    from jaxopt_papers import workloads as W
+
+    steps = ctx.steps or (100 if ctx.quick else 600)
+    wl = W.digits_mlp(num_steps=steps)
+    contenders = W.first_order_contenders()
+    if ctx.quick:
+        contenders = [c for c in contenders if c.name in TOUR_QUICK]
+    params, idx = W.init_params(wl, 0), W.batch_indices(wl, 0)
+    print(
+        f"{wl.description}: {wl.num_params} parameters, {wl.num_train} training images, batch "
+        f"{wl.batch_size}, {steps} steps, constant learning rate; target test accuracy "
+        f"{wl.target}. Each run is one jitted lax.scan; compile time is reported apart."
+    )
+    results = []
+    bar = tqdm(contenders, desc="first-order", unit="optimizer", dynamic_ncols=True)
+    for c in bar:
+        bar.set_postfix_str(c.name)
+        t0 = time.perf_counter()
+        run = jax.jit(W.make_train(wl, c.make())).lower(params, idx, wl.data).compile()
+        t1 = time.perf_counter()
+        res = jax.block_until_ready(run(params, idx, wl.data))
+        t2 = time.perf_counter()
+        results.append((c, jax.device_get(res), t1 - t0, t2 - t1))
+    bar.close()
+
+    rows = []
+    for c, res, compile_s, run_s in results:
+        reached = W.steps_to_target(wl, res)
+        rows.append([
+            c.name, "ours" if c.source == "jaxopt_papers" else "optax", f"{c.learning_rate:g}",
+            f"{float(res.eval_train_loss[-1]):.4f}", f"{float(res.eval_metric[-1]):.4f}",
+            "—" if reached is None else str(reached), f"{steps / run_s:,.0f}", f"{compile_s:.2f}",
+        ])  # fmt: skip
+    headers = ["optimizer", "from", "lr", "final train loss", "test accuracy",
+               f"steps to {wl.target:.0%}", "steps/s", "compile s"]  # fmt: skip
+    print(_table(headers, rows))
+
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    styles = W.contender_styles([c.name for c, *_ in results])
+    for c, res, _, _ in results:
+        kw = {**styles[c.name], "lw": 1.4, "label": c.name}
+        ax_l.plot(res.eval_step, res.eval_train_loss, **kw)
+        ax_a.plot(res.eval_step, res.eval_metric, **kw)
+    ax_l.set(yscale="log", xlabel="step", title="training loss (whole training split)")
+    ax_l.set_ylim(bottom=max(ax_l.get_ylim()[0], 1e-6))
+    ax_a.axhline(wl.target, color="k", lw=0.8, ls=":")
+    ax_a.set(ylim=(0.85, 1.0), xlabel="step", title="test accuracy (target dotted)")
+    ax_l.legend(fontsize=8, ncol=2, title="solid: ours, dashed: optax", title_fontsize=8)
+    fig.suptitle(f"{wl.description}, {steps} steps")
+    path = ctx.out / "first_order.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    ctx.written.append(path)
+
+
+# ----------------------------------------------------------------------------------- main
+
+SECTIONS: list[tuple[str, Callable[[Tour], None]]] = [
+    ("first-order", first_order),
+]
+"""The tour's sections in order: ``(name, function)``; later areas append theirs."""
+
+
+def _check_extras() -> None:
+    missing = []
+    for mod in ("sklearn", "matplotlib", "tqdm"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    if missing:
+        sys.exit(
+            f"The tour needs {', '.join(missing)}, from the tour extra: "
+            'pip install "jaxopt-papers[tour]"'
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    names = [name for name, _ in SECTIONS]
+    ap = argparse.ArgumentParser(
+        prog="python -m jaxopt_papers", description="A tour of jaxopt_papers on small data."
+    )
+    ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("tour_output"),
+                    help="directory for the plots (default: ./tour_output)")  # fmt: skip
+    ap.add_argument("--quick", action="store_true", help="a few optimizers, few steps (tests)")
+    ap.add_argument("--steps", type=int, default=None, help="training steps per run")
+    ap.add_argument("--sections", nargs="*", choices=names, default=names, metavar="SECTION",
+                    help=f"sections to run (default: all of {', '.join(names)})")  # fmt: skip
+    args = ap.parse_args(argv)
+    _check_extras()
+    if args.steps is not None and (args.steps <= 0 or args.steps % 10):
+        ap.error("--steps must be a positive multiple of 10")
+
+    import jaxopt_papers
+
+    ctx = Tour(out=args.out, quick=args.quick, steps=args.steps)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    dev = jax.devices()[0]
+    print(
+        f"jaxopt_papers {jaxopt_papers.__version__} tour — jax {jax.__version__} on "
+        f"{jax.default_backend()} ({getattr(dev, 'device_kind', dev)})"
+    )
+    start = time.perf_counter()
+    for name, section in SECTIONS:
+        if name in args.sections:
+            print(f"\n== {name} ==")
+            section(ctx)
+    print(f"\nwrote {', '.join(str(p) for p in ctx.written)}")
+    print(f"tour done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
