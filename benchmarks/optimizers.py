@@ -461,10 +461,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plot(res_wl, res_up, png_path)
     print(f"\nwrote {json_path}" + (f" and {png_path}" if res_wl is not None else ""))
 
-    readme = args.readme
-    if readme is None and args.out.resolve() == H.RESULTS_DIR.resolve():
-        readme = H.README
-    if readme is not None:
+    readmes = [args.readme] if args.readme is not None else []
+    if args.readme is None and args.out.resolve() == H.RESULTS_DIR.resolve():
+        # the benchmarks' README and the project README (which shows the latest tables too)
+        readmes = [H.README, H.RESULTS_DIR.parents[1] / "README.md"]
+    if readmes:
         env = payload["environment"]
         load = env["load_average"]
         header = (
@@ -473,6 +474,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{H.fmt(load[0] if load else None, '.1f')} at start); "
             f"{payload['total_s']:.0f} s in all._\n"
         )
+    for readme in readmes:
         if res_up is not None:
             H.update_readme(
                 "optimizers-update-step",

@@ -120,15 +120,16 @@ def test_multisteps_averages_gradients(entry):
     multi = optax.MultiSteps(entry.make(), every_k_schedule=k, accumulator_dtype=jnp.float64)
     tx = entry.make()
     ms, s = multi.init(p), tx.init(p)
+    multi_update, tx_update = jax.jit(multi.update), jax.jit(tx.update)
     params_m, params_s = p, p
     for step in range(2):
         gs = [jax.tree.map(lambda x, i=i: x * (1 + 0.3 * i + step), grads_at(params_s))
               for i in range(k)]
         for g in gs:
-            u, ms = multi.update(g, ms, params_m)
+            u, ms = multi_update(g, ms, params_m)
             params_m = optax.apply_updates(params_m, u)
         mean = jax.tree.map(lambda *xs: sum(xs) / k, *gs)
-        u, s = tx.update(mean, s, params_s)
+        u, s = tx_update(mean, s, params_s)
         params_s = optax.apply_updates(params_s, u)
     assert_trees_close(params_m, params_s, rtol=1e-7, atol=1e-9)
 
