@@ -171,12 +171,20 @@ def _row_view(x, axis: int):
     return x.reshape(a, c, b), (0, 2)
 
 
-def _projection(p, g, u, eps, delta, axis: int):
+def _projection(p, g, u_fn, eps, delta, axis: int):
     """Per-channel radial coefficient ``coef`` and whether a view fired.
 
     Returns ``(coef, fired)`` with ``coef`` broadcastable to ``p`` (size C along ``axis``) such
-    that the projected update is ``u - coef * p``. Each per-row reduction is computed once; the
-    layer view reuses their sums.
+    that the projected update is ``u - coef * p``, where ``u = u_fn()``. Each per-row reduction
+    is computed once; the layer view reuses their sums.
+
+    Memory traffic (XLA on CPU, donated params and state): the statistics that decide whether a
+    view fires read only ``p`` and ``g``. ``<p, u>`` is needed only when a view fires, so it is
+    computed under ``lax.cond``; ``u_fn`` must build ``u`` from ``g`` and the *new* state
+    buffers (never the old, donated ones, which are overwritten in place and would otherwise be
+    copied first). When nothing fires the step is the base optimizer's plus one reduction pass
+    over ``p`` and ``g``, and ``u`` is never materialised. (An old buffer may be read only if
+    everything that overwrites it depends on ``coef``.)
     """
     ndim = p.ndim
     axis = axis % ndim
@@ -184,18 +192,16 @@ def _projection(p, g, u, eps, delta, axis: int):
     # The barrier on (p, g) keeps XLA from sharing g*g with the second moment's g² (CSE), which
     # would materialise g² instead of fusing it into the reduction.
     p_, g_ = jax.lax.optimization_barrier((p, g))
-    (pv, red), (gv, _), (uv, _) = (_row_view(x.astype(acc), axis) for x in (p_, g_, u))
+    (pv, red), (gv, _) = (_row_view(x.astype(acc), axis) for x in (p_, g_))
 
     def row_sum(x):
         return jnp.sum(x, axis=red)
 
     # The barriers keep XLA from rewriting the layer sums below, sum(sum(x, rows)), into second
-    # full-size reductions (twice the memory traffic); they also keep the statistics that do not
-    # depend on the update apart from <p, u>, which fuses better on CPU.
+    # full-size reductions (twice the memory traffic).
     pp, gg, gp = jax.lax.optimization_barrier(
         (row_sum(pv * pv), row_sum(gv * gv), row_sum(gv * pv))
     )
-    pu = jax.lax.optimization_barrier(row_sum(pv * uv))
     eps = jnp.asarray(eps, acc)
     delta = jnp.asarray(delta, acc)
     row_len = p.size // p.shape[axis]
@@ -205,22 +211,27 @@ def _projection(p, g, u, eps, delta, axis: int):
     norm_g = jnp.sqrt(gg)
     cos = jnp.abs(gp) / (jnp.maximum(norm_g, eps) * jnp.maximum(norm_p, eps))
     chan_fire = jnp.max(cos) < delta / np.sqrt(row_len)
-    chan_coef = pu / jnp.square(norm_p + eps)
 
     # layer view (sums of the per-row statistics)
     lnorm_p = jnp.sqrt(jnp.sum(pp))
     lnorm_g = jnp.sqrt(jnp.sum(gg))
     lcos = jnp.abs(jnp.sum(gp)) / (jnp.maximum(lnorm_g, eps) * jnp.maximum(lnorm_p, eps))
     layer_fire = lcos < delta / np.sqrt(p.size)
-    layer_coef = jnp.sum(pu) / jnp.square(lnorm_p + eps)
+    fired = jnp.logical_or(chan_fire, layer_fire)
 
-    zero = jnp.zeros((), acc)
-    coef = jnp.where(chan_fire, chan_coef, jnp.where(layer_fire, layer_coef, zero))
+    def fired_coef():
+        uv, _ = _row_view(u_fn().astype(acc), axis)
+        pu = jax.lax.optimization_barrier(row_sum(pv * uv))
+        chan_coef = pu / jnp.square(norm_p + eps)
+        layer_coef = jnp.sum(pu) / jnp.square(lnorm_p + eps)
+        return jnp.where(chan_fire, chan_coef, layer_coef)
+
+    coef = jax.lax.cond(fired, fired_coef, lambda: jnp.zeros(pp.shape, acc))
     coef = coef.reshape([p.shape[axis] if i == axis else 1 for i in range(ndim)])
-    return coef, jnp.logical_or(chan_fire, layer_fire)
+    return coef, fired
 
 
-def _project_leaf(owner, p, g, u, eps, delta, channel_axis, finish):
+def _project_leaf(owner, p, g, u_fn, eps, delta, channel_axis, finish):
     """``finish(coef, fired)`` after the projection of a leaf with ``ndim > 1``.
 
     ``channel_axis`` is static in normal use; if it is traced (``optax.inject_hyperparams``
@@ -233,12 +244,13 @@ def _project_leaf(owner, p, g, u, eps, delta, channel_axis, finish):
                 f"{owner}: `channel_axis`={axis} is out of range for a parameter of shape "
                 f"{p.shape}."
             )
-        return finish(*_projection(p, g, u, eps, delta, axis))
+        return finish(*_projection(p, g, u_fn, eps, delta, axis))
     branches = [
-        functools.partial(lambda k, ops: finish(*_projection(*ops, k)), k) for k in range(p.ndim)
+        functools.partial(lambda k: finish(*_projection(p, g, u_fn, eps, delta, k)), k)
+        for k in range(p.ndim)
     ]
     index = jnp.mod(jnp.asarray(channel_axis, jnp.int32), p.ndim)
-    return jax.lax.switch(index, branches, (p, g, u, eps, delta))
+    return jax.lax.switch(index, branches)
 
 
 def _needs_params(owner: str, params: Any) -> None:
@@ -296,22 +308,24 @@ def _adamp_transform(
             dtype = p.dtype
             m = (b1 * m + (1 - b1) * g).astype(m.dtype)
             v = (b2 * v + (1 - b2) * jnp.square(g)).astype(v.dtype)
-            denom = jnp.sqrt(v) / sqrt_bc2.astype(dtype) + eps
-            num = b1 * m + (1 - b1) * g if nesterov else m
-            u = num / denom
             wd_leaf = wd if decay else 0.0
             inv_bc1 = (1 / bc1).astype(dtype)
 
+            def direction(g=g, m=m, v=v, dtype=dtype):  # from the new moments (see _projection)
+                denom = jnp.sqrt(v) / sqrt_bc2.astype(dtype) + eps
+                num = b1 * m + (1 - b1) * g if nesterov else m
+                return num / denom
+
             if p.ndim > 1 and p.size > 0:
 
-                def finish(coef, fired, u=u, p=p, wd_leaf=wd_leaf, inv_bc1=inv_bc1):
+                def finish(coef, fired, u_fn=direction, p=p, wd_leaf=wd_leaf, inv_bc1=inv_bc1):
                     r = jnp.where(fired, wd_ratio, 1.0)
                     scale = wd_leaf * r - coef * inv_bc1
-                    return (u * inv_bc1 + scale * p).astype(p.dtype)
+                    return (u_fn() * inv_bc1 + scale * p).astype(p.dtype)
 
-                d = _project_leaf(owner, p, g, u, eps, delta, channel_axis, finish)
+                d = _project_leaf(owner, p, g, direction, eps, delta, channel_axis, finish)
             else:
-                d = (u * inv_bc1 + wd_leaf * p).astype(dtype)
+                d = (direction() * inv_bc1 + wd_leaf * p).astype(dtype)
             out.append(d)
             new_m.append(m)
             new_v.append(v)
@@ -405,21 +419,34 @@ def _sgdp_transform(
                 out.append(None)
                 new_b.append(buf)
                 continue
+            old_buf = buf
             buf = (momentum * buf + (1 - dampening) * g).astype(buf.dtype)
-            u = g + momentum * buf if nesterov else buf
             s = wd_scale if decay else 0.0
+
+            def direction(g=g, buf=buf, old_buf=old_buf):  # see _projection
+                if nesterov:  # from the new buffer
+                    return g + momentum * buf
+                # From the old buffer: the projected buffer below, the only writer of the old
+                # buffer's memory, waits for the coefficient, and recomputing the new buffer
+                # here keeps XLA from materialising it in a full-size temporary.
+                return (momentum * old_buf + (1 - dampening) * g).astype(buf.dtype)
 
             if p.ndim > 1 and p.size > 0:
 
-                def finish(coef, fired, u=u, p=p, s=s, buf=buf):
+                def finish(coef, fired, u_fn=direction, p=p, s=s, buf=buf):
                     r = jnp.where(fired, wd_ratio, 1.0)
-                    d = (u + (s * r - coef) * p).astype(p.dtype)
-                    # reference quirk: without nesterov the buffer is projected in place
-                    b = buf if nesterov else (u - coef * p).astype(buf.dtype)
-                    return d, b
+                    if nesterov:
+                        d = (u_fn() + (s * r - coef) * p).astype(p.dtype)
+                        return d, buf
+                    # reference quirk: without nesterov the buffer is projected in place. The
+                    # step is then read from the projected buffer (equal to u - coef p up to
+                    # rounding), so the unprojected buffer is never needed in memory.
+                    b = (buf - coef * p).astype(buf.dtype)
+                    return (b + s * r * p).astype(p.dtype), b
 
-                d, buf = _project_leaf(owner, p, g, u, eps, delta, channel_axis, finish)
+                d, buf = _project_leaf(owner, p, g, direction, eps, delta, channel_axis, finish)
             else:
+                u = g + momentum * buf if nesterov else buf
                 d = (u + s * p).astype(p.dtype)
             out.append(d)
             new_b.append(buf)

@@ -93,6 +93,21 @@ def warmup_scale(warmup_count: jax.Array, warmup_steps: int) -> jax.Array:
     return jnp.where(warmup_count < warmup_steps, 1 - death, jnp.ones_like(death))
 
 
+def false_after(x: jax.Array) -> jax.Array:
+    """A bool scalar that is always False but depends on ``x`` (one element of it, read bitwise).
+
+    XLA on CPU orders loop fusions only by data dependencies (optimisation barriers are removed
+    before fusion), and copies a donated buffer when a fusion writing it in place is not ordered
+    after every other reader of its old value. ``where(flag | false_after(x), ...)`` makes a
+    fusion depend on the one producing ``x`` at the cost of reading a single element:
+    ``b & ~b`` is 0 for every bit pattern (NaN and inf included), but XLA does not fold it.
+    """
+    if x.size == 0:
+        return jnp.zeros([], bool)
+    bits = jax.lax.bitcast_convert_type(x.reshape(-1)[0], jnp.dtype(f"uint{8 * x.dtype.itemsize}"))
+    return (bits & ~bits) != 0
+
+
 def scale_by_spam(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -137,15 +152,23 @@ def scale_by_spam(
 
         def moments(g, m, v):
             dtype = jnp.result_type(g, m)
-            m = jnp.where(reset, jnp.zeros_like(m), m).astype(dtype)
-            v = jnp.where(reset, jnp.zeros_like(v), v).astype(dtype)
             g = g.astype(dtype)
-            thv = jnp.asarray(threshold, dtype) * v
-            g2 = g * g
-            clip = clip_on & (g2 > thv)
+
+            def clip_terms(v, reset):  # v after the reset, θ v, g² and the spike mask
+                v = jnp.where(reset, jnp.zeros_like(v), v).astype(dtype)
+                thv = jnp.asarray(threshold, dtype) * v
+                g2 = g * g
+                return v, thv, g2, clip_on & (g2 > thv)
+
+            m = jnp.where(reset, jnp.zeros_like(m), m).astype(dtype)
+            _, thv, _, clip = clip_terms(v, reset)
+            m = b1 * m + (1 - b1) * jnp.where(clip, jnp.copysign(jnp.sqrt(thv), g), g)
+            # The m and v updates are two loop fusions that both read the old v. Making the v
+            # update depend on the new m (one element) orders it last, so XLA writes the new v
+            # in place over the donated old one instead of first copying the old v.
+            v, thv, g2, clip = clip_terms(v, reset | false_after(m))
             # A clipped entry has g² = θ v (up to rounding): writing the second moment without
             # the square root keeps XLA from materialising sqrt(θ v) for two consumers.
-            m = b1 * m + (1 - b1) * jnp.where(clip, jnp.copysign(jnp.sqrt(thv), g), g)
             v = b2 * v + (1 - b2) * jnp.where(clip, thv, g2)
             return m, v
 
