@@ -24,6 +24,7 @@ tour: $(VENV)/.tour-installed
 ## Run the whole test suite (lint, unit, golden, 8-device, notebooks) on CPU.
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check jaxopt_papers tests benchmarks
+	$(PY) -m ruff format --check jaxopt_papers tests benchmarks
 	$(PY) -m pytest -n 2 --durations=15
 
 lint: $(VENV)/.test-installed

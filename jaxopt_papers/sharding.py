@@ -34,9 +34,7 @@ def _replicated_like(shardings: Any) -> jax.sharding.Sharding:
     return jax.sharding.SingleDeviceSharding(next(iter(first.device_set)))
 
 
-def state_shardings(
-    tx: optax.GradientTransformation, params: Any, param_shardings: Any
-) -> Any:
+def state_shardings(tx: optax.GradientTransformation, params: Any, param_shardings: Any) -> Any:
     """Shardings for ``tx.init(params)`` mirroring ``param_shardings`` (a pytree like ``params``).
 
     ``params`` may hold arrays or ``jax.ShapeDtypeStruct``s. State leaves whose shape differs

@@ -49,8 +49,10 @@ def check_real(
         if schedule_ok:
             return
         raise TypeError(f"{owner}: `{name}` must be a number, got the callable {value!r}.")
-    if value is None or isinstance(value, (str, bytes)) or (
-        not isinstance(value, jax.core.Tracer) and np.ndim(value) != 0
+    if (
+        value is None
+        or isinstance(value, (str, bytes))
+        or (not isinstance(value, jax.core.Tracer) and np.ndim(value) != 0)
     ):
         raise TypeError(f"{owner}: `{name}` must be a real scalar, got {value!r}.")
     x = _concrete_float(value)

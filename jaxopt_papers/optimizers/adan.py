@@ -85,9 +85,7 @@ def scale_by_adan(
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args
         norm = optax.tree.norm(updates)
-        clip = jnp.where(
-            max_grad_norm > 0, jnp.minimum(max_grad_norm / (norm + eps), 1.0), 1.0
-        )
+        clip = jnp.where(max_grad_norm > 0, jnp.minimum(max_grad_norm / (norm + eps), 1.0), 1.0)
         count = optax.safe_increment(state.count)
         first = count == 1
         bc1 = 1 - b1**count
@@ -105,9 +103,7 @@ def scale_by_adan(
             u = (m / bc1 + b2 * d / bc2) / denom
             return u.astype(g.dtype), m.astype(g.dtype), d.astype(g.dtype), n.astype(g.dtype), g
 
-        out = jax.tree.map(
-            leaf, updates, state.mu, state.delta, state.nu, state.prev_grad
-        )
+        out = jax.tree.map(leaf, updates, state.mu, state.delta, state.nu, state.prev_grad)
         u, m, d, n, g = jax.tree.transpose(
             jax.tree.structure(updates), jax.tree.structure((0,) * 5), out
         )

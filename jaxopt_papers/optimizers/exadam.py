@@ -83,9 +83,7 @@ def scale_by_exadam(
             return u.astype(g.dtype), m.astype(g.dtype), v.astype(g.dtype)
 
         out = jax.tree.map(leaf, updates, state.mu, state.nu)
-        u, m, v = jax.tree.transpose(
-            jax.tree.structure(updates), jax.tree.structure((0,) * 3), out
-        )
+        u, m, v = jax.tree.transpose(jax.tree.structure(updates), jax.tree.structure((0,) * 3), out)
         return u, EXAdamState(count=count, mu=m, nu=v)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

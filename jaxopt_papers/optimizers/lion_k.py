@@ -117,9 +117,7 @@ def scale_by_lion_k(
             c = b1 * m.astype(g.dtype) + (1 - b1) * g
             return grad_k(c).astype(g.dtype)
 
-        new_updates = jax.tree.map(
-            direction, updates, state.mu, is_leaf=lambda x: x is None
-        )
+        new_updates = jax.tree.map(direction, updates, state.mu, is_leaf=lambda x: x is None)
         mu = optax.tree.update_moment(updates, state.mu, b2, 1)
         mu = optax.tree.cast(mu, mu_dtype) if mu_dtype is not None else mu
         return new_updates, LionKState(count=optax.safe_increment(state.count), mu=mu)

@@ -189,9 +189,7 @@ def scale_by_spam(
         warmup_count = optax.safe_increment(state.warmup_count)
         if delta_t:
             warmup_count = jnp.where((step + 1) % delta_t == 0, 0, warmup_count)
-        new_state = SPAMState(
-            count=step, warmup_count=warmup_count.astype(jnp.int32), mu=mu, nu=nu
-        )
+        new_state = SPAMState(count=step, warmup_count=warmup_count.astype(jnp.int32), mu=mu, nu=nu)
         return new_updates, new_state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

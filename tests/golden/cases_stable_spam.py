@@ -121,7 +121,14 @@ def _case(name, official=False, steps=60, spikes=SPIKES, problem="quadratic", **
 
 _RESETS_WD = dict(t_max=40, update_proj_gap=15, weight_decay=0.1)
 _SHARP = dict(
-    b1=0.8, b2=0.99, gamma1=-1.0, gamma2=0.99, theta=0.9, eps=1e-6, t_max=30, eta_min=0.2,
+    b1=0.8,
+    b2=0.99,
+    gamma1=-1.0,
+    gamma2=0.99,
+    theta=0.9,
+    eps=1e-6,
+    t_max=30,
+    eta_min=0.2,
     update_proj_gap=20,
 )
 

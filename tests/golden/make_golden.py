@@ -109,8 +109,11 @@ def load_official(env_var: str, commit: str, path: str, inject: dict | None = No
     repo = os.environ.get(env_var)
     if not repo:
         raise RuntimeError(f"set {env_var} to a clone of the official repository")
-    git = ["git", f"--git-dir={repo}"] if not os.path.isdir(os.path.join(repo, ".git")) else [
-        "git", "-C", repo]
+    git = (
+        ["git", f"--git-dir={repo}"]
+        if not os.path.isdir(os.path.join(repo, ".git"))
+        else ["git", "-C", repo]
+    )
     source = subprocess.run(
         [*git, "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
     ).stdout
@@ -180,8 +183,10 @@ def main(argv: list[str]) -> None:
         arrays = record(case)
         np.savez_compressed(DATA / f"{case.name}.npz", **arrays)
         final = max(np.abs(arrays[f"params/{k}"][-1]).max() for k in ("w", "b", "conv"))
-        print(f"{case.name:40s} {case.steps:4d} steps  oracle={case.oracle_name}  "
-              f"max|p_T|={final:.3g}")
+        print(
+            f"{case.name:40s} {case.steps:4d} steps  oracle={case.oracle_name}  "
+            f"max|p_T|={final:.3g}"
+        )
 
 
 if __name__ == "__main__":

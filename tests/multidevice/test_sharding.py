@@ -77,13 +77,17 @@ def test_sharded_equals_single_device(entry, mesh):
     out_sharded, state = train(tx, sharded, state=state_sh)
 
     for k in params:
-        np.testing.assert_allclose(np.asarray(out_sharded[k]), np.asarray(out_single[k]),
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(out_sharded[k]), np.asarray(out_single[k]), rtol=1e-10, atol=1e-12
+        )
         assert out_sharded[k].sharding.is_equivalent_to(shardings[k], params[k].ndim)
 
     # every state leaf that mirrors a parameter keeps that parameter's sharding
     mirrored = optax.tree.map_params(
-        tx, lambda leaf, shard: _Pair(leaf, shard), state, shardings,
+        tx,
+        lambda leaf, shard: _Pair(leaf, shard),
+        state,
+        shardings,
         transform_non_params=lambda _: None,
     )
     checked = 0

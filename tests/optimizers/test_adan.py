@@ -37,8 +37,9 @@ def test_adan_follows_the_official_b2_weighting_and_optax_does_not():
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
     # step 2: ours weighs the difference by b2 = 0.92, optax by 1 - b2 = 0.08
     np.testing.assert_allclose(ours[1], _adan_direction(g1, g2, b1, b2, b3, eps, b2), rtol=1e-12)
-    np.testing.assert_allclose(theirs[1], _adan_direction(g1, g2, b1, b2, b3, eps, 1 - b2),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        theirs[1], _adan_direction(g1, g2, b1, b2, b3, eps, 1 - b2), rtol=1e-12
+    )
     assert abs(ours[1] - theirs[1]) > 0.1
 
 

@@ -16,8 +16,11 @@ def test_negative_learning_rate(entry):
         entry.make(learning_rate=-0.1)
 
 
-@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.alias != "sgdp"],
-                         ids=[e.name for e in ENTRIES if e.alias != "sgdp"])
+@pytest.mark.parametrize(
+    "entry",
+    [e for e in ENTRIES if e.alias != "sgdp"],
+    ids=[e.name for e in ENTRIES if e.alias != "sgdp"],
+)
 @pytest.mark.parametrize("value", [1.0, 1.5, -0.1, float("nan")])
 def test_b1_outside_unit_interval(entry, value):
     with pytest.raises(ValueError, match=r"`b1` must be a finite number in \[0\.0, 1\.0\)"):

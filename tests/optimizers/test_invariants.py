@@ -29,9 +29,7 @@ def make_params(dtype=jnp.float64, seed=0):
 
 
 def loss(params):
-    return sum(
-        jnp.sum(jnp.sin(3 * x) + 0.5 * x**2 + 0.1 * x) for x in jax.tree.leaves(params)
-    )
+    return sum(jnp.sum(jnp.sin(3 * x) + 0.5 * x**2 + 0.1 * x) for x in jax.tree.leaves(params))
 
 
 def grads_at(params):
@@ -49,8 +47,9 @@ def run(tx, params, steps=8, jit=True, **extra):
 
 def assert_trees_close(a, b, rtol, atol=0.0):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64),
-                                   rtol=rtol, atol=atol)
+        np.testing.assert_allclose(
+            np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol
+        )
 
 
 def test_jit_equals_eager(entry):
@@ -74,8 +73,9 @@ def test_no_recompilation(entry):
 def test_unknown_extra_args_ignored(entry):
     p = make_params()
     plain, _ = run(entry.make(), p)
-    extra, _ = run(entry.make(), p, unexpected_extra_arg_your_optimizer_does_not_expect=1,
-                   value=jnp.array(1.0))
+    extra, _ = run(
+        entry.make(), p, unexpected_extra_arg_your_optimizer_does_not_expect=1, value=jnp.array(1.0)
+    )
     assert_trees_close(plain, extra, rtol=0)
 
 
@@ -92,8 +92,9 @@ def test_dtypes_preserved(entry, dtype):
     p = make_params(dtype)
     tx = entry.make()
     state = tx.init(p)
-    u, new_state = jax.jit(tx.update)(jax.tree.map(lambda x: x.astype(dtype), grads_at(p)),
-                                      state, p)
+    u, new_state = jax.jit(tx.update)(
+        jax.tree.map(lambda x: x.astype(dtype), grads_at(p)), state, p
+    )
     assert all(x.dtype == dtype for x in jax.tree.leaves(u))
     assert jax.tree.map(lambda x: x.dtype, new_state) == jax.tree.map(lambda x: x.dtype, state)
     assert all(bool(jnp.all(jnp.isfinite(x.astype(jnp.float32)))) for x in jax.tree.leaves(u))
@@ -123,8 +124,10 @@ def test_multisteps_averages_gradients(entry):
     multi_update, tx_update = jax.jit(multi.update), jax.jit(tx.update)
     params_m, params_s = p, p
     for step in range(2):
-        gs = [jax.tree.map(lambda x, i=i: x * (1 + 0.3 * i + step), grads_at(params_s))
-              for i in range(k)]
+        gs = [
+            jax.tree.map(lambda x, i=i: x * (1 + 0.3 * i + step), grads_at(params_s))
+            for i in range(k)
+        ]
         for g in gs:
             u, ms = multi_update(g, ms, params_m)
             params_m = optax.apply_updates(params_m, u)

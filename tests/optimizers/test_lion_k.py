@@ -24,8 +24,11 @@ def _trajectory(tx, x0, grad_fn, steps):
 
 @pytest.mark.parametrize(
     ("kernel", "scale", "optax_kwargs"),
-    [("sign", 1.0, {}), ("tanh", 2.5, {"mode": "smooth", "smooth_beta": 2.5}),
-     ("huber", 1.0, {"mode": "refined"})],
+    [
+        ("sign", 1.0, {}),
+        ("tanh", 2.5, {"mode": "smooth", "smooth_beta": 2.5}),
+        ("huber", 1.0, {"mode": "refined"}),
+    ],
 )
 def test_kernels_match_optax_lion_modes(kernel, scale, optax_kwargs):
     """optax's hard / smooth / refined Lion are Lion-K with the sign / tanh / Huber(1) kernels."""
@@ -78,7 +81,7 @@ def test_sign_kernel_keeps_iterates_in_the_box():
     sup = np.abs(np.asarray(xs)).max(axis=1)
     assert sup[0] > 1 / lam  # starts outside the box
     inside = np.nonzero(sup <= 1 / lam + lr)[0]
-    assert inside.size and np.all(sup[inside[0]:] <= 1 / lam + lr)
+    assert inside.size and np.all(sup[inside[0] :] <= 1 / lam + lr)
     # the unconstrained minimiser lies outside: the solution sits on the box faces
     np.testing.assert_allclose(xs[-1][:2], [1 / lam, -1 / lam], atol=lr)
 

@@ -96,8 +96,9 @@ def test_spike_clipped_to_sqrt_threshold_times_v():
     g0 = np.array([1.0, -2.0, 0.5, 3.0])
     grads = np.tile(g0, (k_spike, 1))
     grads[-1] = g0 * np.array([100.0, -100.0, 1.0, 2.0])  # two spikes, sign flip on one
-    tx = jop.scale_by_spam(b1, b2, 0.0, warmup_steps=0, threshold=theta, reset_interval=100,
-                           grad_accu_steps=2)
+    tx = jop.scale_by_spam(
+        b1, b2, 0.0, warmup_steps=0, threshold=theta, reset_interval=100, grad_accu_steps=2
+    )
     _, states = _run(tx, grads)
     k = k_spike - 1  # constant gradient before the spike: closed-form moments
     v_prev = (1 - b2**k) * g0**2
@@ -118,8 +119,9 @@ def test_momentum_reset_keeps_bias_counter_and_pauses_clipping():
     b1, b2, eps, dt = 0.9, 0.99, 1e-8, 8
     grads = _grads(2 * dt + 3, (6,), seed=3)
     grads[dt + 1] *= 1e3  # spike two steps after the reset: inside the no-clipping window
-    tx = jop.scale_by_spam(b1, b2, eps, warmup_steps=4, threshold=10.0, reset_interval=dt,
-                           grad_accu_steps=3)
+    tx = jop.scale_by_spam(
+        b1, b2, eps, warmup_steps=4, threshold=10.0, reset_interval=dt, grad_accu_steps=3
+    )
     us, states = _run(tx, grads)
     g = grads[dt - 1]
     st = states[dt - 1]
@@ -147,8 +149,17 @@ def test_weight_decay_after_step():
         np.testing.assert_allclose(p + u, new, rtol=1e-14)
         p = new
     # mask=False for every leaf: no decay at all
-    masked, _ = _run(jop.spam(lr, weight_decay=wd, reset_interval=2, warmup_steps=3,
-                              mask=lambda p: jax.tree.map(lambda _: False, p)), grads, p0)
+    masked, _ = _run(
+        jop.spam(
+            lr,
+            weight_decay=wd,
+            reset_interval=2,
+            warmup_steps=3,
+            mask=lambda p: jax.tree.map(lambda _: False, p),
+        ),
+        grads,
+        p0,
+    )
     np.testing.assert_allclose(masked, -lr * direction, rtol=1e-14)
 
 
@@ -170,7 +181,8 @@ def test_spam_dtypes_init_extra_args_and_inject():
     grads = _grads(9, (4,))
     plain, _ = _run(jop.spam(0.1, threshold=20.0, weight_decay=0.2, **kw), grads)
     inj = optax.inject_hyperparams(jop.spam, static_args=tuple(kw))(
-        learning_rate=0.1, threshold=20.0, weight_decay=0.2, **kw)
+        learning_rate=0.1, threshold=20.0, weight_decay=0.2, **kw
+    )
     injected, _ = _run(inj, grads)
     np.testing.assert_allclose(injected, plain, rtol=1e-13)
 
@@ -181,12 +193,29 @@ def test_spam_dtypes_init_extra_args_and_inject():
 def test_cosine_factors_match_torch_values():
     t = jnp.arange(1, 10)
     # printed by pytorch_optimizer's CosineDecay(1.0, 6, eta_min=0.5).get_death_rate(T)
-    pyopt = [0.9270164097032627, 0.8215520660538953, 0.7044954757469483, 0.5990311320975809,
-             0.5260475418008436, 0.5, 0.5, 0.5, 0.5]
+    pyopt = [
+        0.9270164097032627,
+        0.8215520660538953,
+        0.7044954757469483,
+        0.5990311320975809,
+        0.5260475418008436,
+        0.5,
+        0.5,
+        0.5,
+        0.5,
+    ]
     # printed by the official CosineDecay(1.0, 6, eta_min=0.5).get_dr(T)
-    official = [0.9752422169756048, 0.9058724504646833, 0.8056302334890786, 0.6943697665109214,
-                0.5941275495353167, 0.5247577830243952, 0.5, 0.5247577830243952,
-                0.5941275495353165]
+    official = [
+        0.9752422169756048,
+        0.9058724504646833,
+        0.8056302334890786,
+        0.6943697665109214,
+        0.5941275495353167,
+        0.5247577830243952,
+        0.5,
+        0.5247577830243952,
+        0.5941275495353165,
+    ]
     np.testing.assert_allclose(cosine_factor(t, 6, 0.5, "pytorch_optimizer"), pyopt, rtol=1e-14)
     np.testing.assert_allclose(cosine_factor(t, 6, 0.5, "official"), official, rtol=1e-14)
     np.testing.assert_array_equal(cosine_factor(t, None, 0.5, "official"), np.ones(9))
@@ -198,8 +227,7 @@ def test_stable_spam_is_adam_for_constant_norm_gradients(variant):
     steps, b1, b2 = 20, 0.85, 0.97
     grads = _grads(steps, (4, 3), seed=5)
     grads *= 2.5 / np.linalg.norm(grads.reshape(steps, -1), axis=1)[:, None, None]
-    tx = jop.stable_spam(0.03, b1, b2, gamma1=0.6, gamma2=0.8, theta=0.0, eps=0.0,
-                         variant=variant)
+    tx = jop.stable_spam(0.03, b1, b2, gamma1=0.6, gamma2=0.8, theta=0.0, eps=0.0, variant=variant)
     ours, _ = _run(tx, grads)
     adam, _ = _run(optax.adam(0.03, b1, b2, eps=0.0), grads)
     np.testing.assert_allclose(ours, adam, rtol=1e-12)
