@@ -18,28 +18,15 @@ enough that nothing is clipped and ``spam_threshold_zero`` the official "0 disab
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
-import os
-import pathlib
 
-from make_golden import Case
+from make_golden import Case, load_official
 
 SPIKES = {12: 100.0, 22: 60.0, 33: -100.0, 50: 80.0}
 
 
 def _official_class():
-    root = os.environ.get("SPAM_OFFICIAL")
-    if not root:
-        raise RuntimeError(
-            "set SPAM_OFFICIAL to a checkout of TianjinYellow/SPAM-Optimizer to regenerate the "
-            "SPAM golden data"
-        )
-    path = pathlib.Path(root) / "galore_torch" / "SPAM.py"
-    spec = importlib.util.spec_from_file_location("spam_official", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.AdamW
+    return load_official("SPAM_OFFICIAL", None, "galore_torch/SPAM.py").AdamW
 
 
 def _oracle(kw):

@@ -20,11 +20,7 @@ step 25 (spike factor 0: pytorch_optimizer skips the tensor, the official code d
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import pathlib
-
-from make_golden import Case
+from make_golden import Case, load_official
 
 SPIKES = {9: 50.0, 25: 0.0, 31: -40.0, 47: 60.0}
 
@@ -71,16 +67,7 @@ def _pytorch_optimizer(kw):
 
 def _official(kw):
     def build(params):
-        root = os.environ.get("STABLESPAM_OFFICIAL")
-        if not root:
-            raise RuntimeError(
-                "set STABLESPAM_OFFICIAL to a checkout of TianjinYellow/StableSPAM to regenerate "
-                "the stable_spam_official_* golden data"
-            )
-        path = pathlib.Path(root) / "galore_torch" / "stablespam.py"
-        spec = importlib.util.spec_from_file_location("stablespam_official", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        mod = load_official("STABLESPAM_OFFICIAL", None, "galore_torch/stablespam.py")
         return mod.StableSPAM(
             params,
             lr=kw["learning_rate"],

@@ -95,31 +95,36 @@ def problem(kind: str, seed: int):
     return p0, loss
 
 
-def load_official(env_var: str, commit: str, path: str, inject: dict | None = None):
-    """Load ``path`` at ``commit`` from the official repository whose clone ``$env_var`` names.
+def load_official(env_var: str, commit: str | None, path: str, inject: dict | None = None):
+    """Load ``path`` from the official repository whose clone ``$env_var`` names.
 
-    The clone may be a work tree or a bare git directory. The file is executed as a fresh module
-    (``inject`` pre-populates its namespace, e.g. a missing ``np``); nothing is copied into this
-    repository.
+    With ``commit`` the file is read at that commit (the clone may be a work tree or a bare git
+    directory); with ``commit=None`` it is read from the work tree as it is. The file is executed
+    as a fresh module (``inject`` pre-populates its namespace, e.g. a missing ``np``); nothing is
+    copied into this repository.
     """
     import os
+    import pathlib
     import subprocess
     import types
 
     repo = os.environ.get(env_var)
     if not repo:
         raise RuntimeError(f"set {env_var} to a clone of the official repository")
-    git = (
-        ["git", f"--git-dir={repo}"]
-        if not os.path.isdir(os.path.join(repo, ".git"))
-        else ["git", "-C", repo]
-    )
-    source = subprocess.run(
-        [*git, "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
-    ).stdout
-    module = types.ModuleType(f"official_{path.replace('/', '_')}_{commit}")
+    if commit is None:
+        source = (pathlib.Path(repo) / path).read_text()
+    else:
+        git = (
+            ["git", "-C", repo]
+            if os.path.isdir(os.path.join(repo, ".git"))
+            else ["git", f"--git-dir={repo}"]
+        )
+        source = subprocess.run(
+            [*git, "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
+        ).stdout
+    module = types.ModuleType(f"official_{path.replace('/', '_')}_{commit or 'worktree'}")
     module.__dict__.update(inject or {})
-    exec(compile(source, f"{path}@{commit}", "exec"), module.__dict__)
+    exec(compile(source, f"{path}@{commit or 'worktree'}", "exec"), module.__dict__)
     return module
 
 
