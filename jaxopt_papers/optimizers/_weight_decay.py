@@ -28,7 +28,8 @@ class ScheduledDecayState(NamedTuple):
     count: jax.Array
 
 
-def _value(x: optax.ScalarOrSchedule, count: jax.Array):
+def scheduled_value(x: optax.ScalarOrSchedule, count: jax.Array):
+    """A hyperparameter at step ``count``: the schedule evaluated, or the number itself."""
     return x(count) if callable(x) else x
 
 
@@ -45,8 +46,8 @@ def _scheduled_decay(
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError(f"{owner}: weight decay needs `params`; pass them to `update`.")
-        lr = _value(learning_rate, state.count)
-        wd = _value(weight_decay, state.count)
+        lr = scheduled_value(learning_rate, state.count)
+        wd = scheduled_value(weight_decay, state.count)
         new = jax.tree.map(
             lambda d, p: None if d is None else combine(d, p, lr * wd).astype(d.dtype),
             updates,

@@ -93,6 +93,7 @@ import numpy as np
 import optax
 
 from jaxopt_papers.optimizers import _validation as V
+from jaxopt_papers.optimizers._weight_decay import scheduled_value
 
 __all__ = ["AdamPState", "SGDPState", "adamp", "scale_by_adamp", "scale_by_sgdp", "sgdp"]
 
@@ -134,10 +135,6 @@ def _static_axis(channel_axis: Any) -> int | None:
     if isinstance(channel_axis, jax.core.Tracer):
         return None
     return int(channel_axis)
-
-
-def _value(x: Any, count: jax.Array) -> Any:
-    return x(count) if callable(x) else x
 
 
 def _decay_mask(owner: str, mask: Any, params: Any) -> list[bool]:
@@ -287,7 +284,7 @@ def _adamp_transform(
         del extra_args
         _needs_params(owner, params)
         count = optax.safe_increment(state.count)
-        wd = _value(weight_decay, state.count)
+        wd = scheduled_value(weight_decay, state.count)
         bc1 = 1 - jnp.asarray(b1) ** count
         sqrt_bc2 = jnp.sqrt(1 - jnp.asarray(b2) ** count)
 
@@ -404,7 +401,7 @@ def _sgdp_transform(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         _needs_params(owner, params)
-        wd = _value(weight_decay, state.count)
+        wd = scheduled_value(weight_decay, state.count)
         wd_scale = wd / (1 - momentum)
 
         treedef = jax.tree.structure(params)
