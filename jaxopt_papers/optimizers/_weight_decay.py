@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_papers.optimizers import _validation as V
+from jaxopt_papers import _validation as V
 
 
 class ScheduledDecayState(NamedTuple):

@@ -92,7 +92,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_papers.optimizers import _validation as V
+from jaxopt_papers import _validation as V
 from jaxopt_papers.optimizers._weight_decay import scheduled_value
 
 __all__ = ["AdamPState", "SGDPState", "adamp", "scale_by_adamp", "scale_by_sgdp", "sgdp"]

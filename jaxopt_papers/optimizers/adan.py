@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_papers.optimizers import _validation as V
+from jaxopt_papers import _validation as V
 from jaxopt_papers.optimizers._weight_decay import proximal_weight_decay
 
 __all__ = ["AdanState", "adan", "scale_by_adan"]

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_papers.optimizers import _validation as V
+from jaxopt_papers import _validation as V
 
 __all__ = ["DiffGradState", "diffgrad", "scale_by_diffgrad"]
 

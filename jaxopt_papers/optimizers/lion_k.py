@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_papers.optimizers import _validation as V
+from jaxopt_papers import _validation as V
 
 __all__ = ["LionKState", "lion_k", "scale_by_lion_k"]
 

@@ -65,7 +65,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_papers.optimizers import _validation as V
+from jaxopt_papers import _validation as V
 from jaxopt_papers.optimizers._weight_decay import decay_after_step
 
 __all__ = ["SPAMState", "scale_by_spam", "spam"]

@@ -72,7 +72,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_papers.optimizers import _validation as V
+from jaxopt_papers import _validation as V
 
 __all__ = ["StableSPAMState", "scale_by_stable_spam", "stable_spam"]
 

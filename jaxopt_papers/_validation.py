@@ -1,4 +1,4 @@
-"""Trace-time checks of optimizer hyperparameters.
+"""Trace-time checks of hyperparameters (optimizers and solvers share them).
 
 Numeric hyperparameters may arrive as Python/NumPy scalars (checked here), as schedules
 (callables, checked only for being callable) or as traced arrays under

@@ -1,0 +1,290 @@
+"""Implicit differentiation of solvers: ``custom_root``, ``custom_fixed_point``, ``root_vjp/jvp``.
+
+Blondel, Berthet, Cuturi, Frostig, Hoyer, Llinares-López, Pedregosa, Vert, "Efficient and
+Modular Implicit Differentiation", NeurIPS 2022, arXiv 2105.15183. Reference code: jaxopt 0.8.5
+(``jaxopt/_src/implicit_diff.py``).
+
+If a solver returns ``x*(θ)`` with ``F(x*(θ), θ) = 0`` and ``A = ∂₁F(x*, θ)`` is invertible, the
+implicit function theorem gives ``∂x*(θ) = −A⁻¹ B`` with ``B = ∂₂F(x*, θ)``:
+
+- forward mode: ``ẋ = −A⁻¹ (B θ̇)``;
+- reverse mode: ``θ̄ = Bᵀ u`` with ``Aᵀ u = −x̄``.
+
+``A`` and ``B`` are never formed: their products come from ``jax.jvp``/``jax.vjp`` of ``F``, and
+the system is solved by a :class:`~jaxopt_papers.implicit.LinearSolve`.
+
+Calling convention (the same as jaxopt's, so code migrates by changing the import):
+``solver(init, *args, **kwargs)`` returns ``x`` (or ``(x, aux)`` with ``has_aux=True``) and
+``optimality_fn(x, *args, **kwargs)`` is called with **exactly** the arguments the solver got
+after ``init``. Gradients flow to every floating-point array in ``args`` and ``kwargs`` (any
+pytree) and to floating-point arrays the two functions close over; none flows to ``init`` or
+to ``aux``, as the solution does not depend on them.
+
+Differences from the reference code:
+
+- **Forward and reverse mode.** jaxopt defines a ``custom_vjp`` (no ``jax.jvp``/``jacfwd``).
+  Here the derivative rule is a ``custom_jvp`` whose linear solve is
+  ``jax.lax.custom_linear_solve``; reverse mode comes from JAX transposing it (the transposed
+  system is solved with ``Aᵀ``), so ``grad``, ``jacrev``, ``jvp``, ``jacfwd`` and ``vmap`` of any
+  of them all work.
+- **No signature binding.** jaxopt maps keyword arguments to positions by inspecting the
+  signature of ``F`` (fragile: jaxopt #31, #111, #141; a ``**kwargs`` in ``F`` is an error).
+  Here ``F`` simply receives the solver's ``*args, **kwargs``; if it cannot accept them a
+  ``TypeError`` says so at trace time.
+- **Closures are differentiated.** Floating-point tracers that ``solver`` or ``F`` close over
+  are hoisted with ``jax.closure_convert`` and treated as inputs of ``F``, instead of silently
+  getting no gradient.
+- **Checked backward solve.** The default is :class:`LinearSolve` (dense LU for small problems,
+  CG or GMRES otherwise) rather than normal-equation CG at ``tol=1e-5``; a failed backward
+  solve raises (``throw=True``) or gives NaN (``throw=False``), never a silently wrong gradient.
+- Non-array arguments (Python numbers, strings, callables) are passed through as constants.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
+
+__all__ = ["custom_fixed_point", "custom_root", "root_jvp", "root_vjp"]
+
+
+def _zero_tangent(x: Any) -> Any:
+    if eqx.is_inexact_array(x):
+        return jnp.zeros_like(x)
+    return np.zeros(np.shape(x), dtype=jax.dtypes.float0)
+
+
+def _check_callable(owner: str, name: str, fn: Any) -> None:
+    if not callable(fn):
+        raise TypeError(f"{owner}: `{name}` must be callable, got {type(fn).__name__}.")
+
+
+def _check_signature(owner: str, fn: Callable, name: str, args: tuple, kwargs: dict) -> None:
+    """Raise a clear TypeError if ``fn(x, *args, **kwargs)`` cannot bind."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins, some C callables: nothing to check
+        return
+    try:
+        sig.bind(None, *args, **kwargs)
+    except TypeError as e:
+        given = ", ".join(
+            ["x", *(f"<arg {i}>" for i in range(len(args))), *(f"{k}=..." for k in kwargs)]
+        )
+        raise TypeError(
+            f"{owner}: `{name}` is called as {name}({given}), i.e. with the solution followed by "
+            f"exactly the arguments the solver received after `init`, but its signature is "
+            f"{sig}: {e}. Make the two signatures agree (for example add the missing "
+            f"parameters to `{name}` and ignore them)."
+        ) from None
+
+
+def _check_output(owner: str, name: str, x: Any, out: Any) -> None:
+    sx = jax.tree.structure(x)
+    so = jax.tree.structure(out)
+    shapes_x = [(jnp.shape(a), jnp.result_type(a)) for a in jax.tree.leaves(x)]
+    shapes_o = [(o.shape, o.dtype) for o in jax.tree.leaves(out)]
+    if sx != so or [s for s, _ in shapes_x] != [s for s, _ in shapes_o]:
+        raise TypeError(
+            f"{owner}: `{name}` must return a pytree with the structure and shapes of the "
+            f"solution; the solution is {sx} with shapes {[s for s, _ in shapes_x]}, "
+            f"`{name}` returned {so} with shapes {[s for s, _ in shapes_o]}."
+        )
+
+
+def _implicit_solve(
+    owner: str,
+    solver: Callable,
+    optimality_fn: Callable,
+    linear_solve: LinearSolve,
+    has_aux: bool,
+    symmetric: bool,
+    fixed_point: bool,
+    init: Any,
+    args: tuple,
+    kwargs: dict,
+) -> Any:
+    fname = "fixed_point_fn" if fixed_point else "optimality_fn"
+    _check_signature(owner, optimality_fn, fname, args, kwargs)
+    dyn, static = eqx.partition((args, kwargs), eqx.is_array)
+
+    def solver_flat(init_: Any, dyn_: Any) -> Any:
+        a, k = eqx.combine(dyn_, static)
+        return solver(init_, *a, **k)
+
+    def f_flat(x: Any, dyn_: Any) -> Any:
+        a, k = eqx.combine(dyn_, static)
+        return optimality_fn(x, *a, **k)
+
+    # Hoist closed-over tracers so that they are inputs (differentiated), not hidden constants.
+    solver_conv, s_consts = jax.closure_convert(solver_flat, init, dyn)
+    out_shape = jax.eval_shape(solver_conv, init, dyn, *s_consts)
+    x_shape = out_shape[0] if has_aux else out_shape
+    f_conv, f_consts = jax.closure_convert(f_flat, x_shape, dyn)
+    _check_output(owner, fname, x_shape, jax.eval_shape(f_conv, x_shape, dyn, *f_consts))
+
+    def solve(matvec: Callable, b: Any) -> Any:
+        return linear_solve(matvec, b, symmetric=symmetric)[0]
+
+    @jax.custom_jvp
+    def core(init_: Any, dyn_: Any, f_consts_: list, s_consts_: list) -> Any:
+        return solver_conv(init_, dyn_, *s_consts_)
+
+    @core.defjvp
+    def core_jvp(primals: tuple, tangents: tuple) -> tuple[Any, Any]:
+        init_, dyn_, f_consts_, s_consts_ = primals
+        _, t_dyn, t_f_consts, _ = tangents
+        # Primals of weakly typed Python scalars may arrive unboxed: box them.
+        dyn_, f_consts_ = jax.tree.map(jnp.asarray, (dyn_, f_consts_))
+        out = solver_conv(init_, dyn_, *s_consts_)
+        x = out[0] if has_aux else out
+
+        spec = jax.tree.map(eqx.is_inexact_array, (dyn_, f_consts_))
+        theta, theta_rest = eqx.partition((dyn_, f_consts_), spec)
+        t_theta = eqx.filter((t_dyn, t_f_consts), spec)
+
+        def f_of_theta(th: Any) -> Any:
+            d, c = eqx.combine(th, theta_rest)
+            return f_conv(x, d, *c)
+
+        _, b_theta = jax.jvp(f_of_theta, (theta,), (t_theta,))
+        _, a_lin = jax.linearize(lambda u: f_conv(u, dyn_, *f_consts_), x)
+        if fixed_point:  # F = T − x: solve (I − ∂T/∂x) ẋ = ∂T/∂θ θ̇
+            matvec = lambda u: jax.tree.map(jnp.subtract, u, a_lin(u))
+            rhs = b_theta
+        else:  # solve (∂F/∂x) ẋ = −∂F/∂θ θ̇
+            matvec = a_lin
+            rhs = jax.tree.map(jnp.negative, b_theta)
+        x_dot = jax.lax.custom_linear_solve(
+            matvec, rhs, solve, transpose_solve=solve, symmetric=symmetric
+        )
+        if has_aux:
+            return out, (x_dot, jax.tree.map(_zero_tangent, out[1]))
+        return out, x_dot
+
+    return core(init, dyn, f_consts, s_consts)
+
+
+def custom_root(
+    optimality_fn: Callable,
+    solve: Any = None,
+    has_aux: bool = False,
+    *,
+    symmetric: bool | None = None,
+) -> Callable[[Callable], Callable]:
+    """Decorate ``solver(init, *args, **kwargs)`` so that it is differentiated implicitly.
+
+    Args:
+      optimality_fn: ``F(x, *args, **kwargs)``, zero at the solver's answer, returning a pytree
+        shaped like ``x``.
+      solve: how ``∂F/∂x`` systems are solved: ``None`` (``LinearSolve()``), a
+        :class:`LinearSolve`, a lineax solver, a solver name or a jaxopt-style callable
+        ``solve(matvec, b)``.
+      has_aux: the solver returns ``(x, aux)``; ``aux`` is passed through without gradient.
+      symmetric: declare ``∂F/∂x`` symmetric positive definite (lets ``"auto"`` use CG).
+        ``None`` reads ``optimality_fn.symmetric`` (set by the catalogue in
+        :mod:`jaxopt_papers.implicit.optimality`), else ``False``.
+    """
+    return _decorator("custom_root", optimality_fn, solve, has_aux, symmetric, False)
+
+
+def custom_fixed_point(
+    fixed_point_fn: Callable,
+    solve: Any = None,
+    has_aux: bool = False,
+    *,
+    symmetric: bool | None = None,
+) -> Callable[[Callable], Callable]:
+    """Like :func:`custom_root` for ``x* = T(x*, *args, **kwargs)`` (``F = T − x``).
+
+    ``symmetric=True`` declares ``I − ∂T/∂x`` symmetric positive definite (true for a symmetric
+    contraction ``T``), so that CG applies.
+    """
+    return _decorator("custom_fixed_point", fixed_point_fn, solve, has_aux, symmetric, True)
+
+
+def _decorator(
+    owner: str,
+    fn: Callable,
+    solve: Any,
+    has_aux: bool,
+    symmetric: bool | None,
+    fixed_point: bool,
+) -> Callable[[Callable], Callable]:
+    name = "fixed_point_fn" if fixed_point else "optimality_fn"
+    _check_callable(owner, name, fn)
+    linear_solve = as_linear_solve(solve, owner=owner)
+    sym = bool(getattr(fn, "symmetric", False)) if symmetric is None else bool(symmetric)
+
+    def wrap(solver: Callable) -> Callable:
+        _check_callable(owner, "solver", solver)
+
+        @functools.wraps(solver)
+        def wrapped(init: Any, *args: Any, **kwargs: Any) -> Any:
+            return _implicit_solve(
+                owner, solver, fn, linear_solve, has_aux, sym, fixed_point, init, args, kwargs
+            )
+
+        return wrapped
+
+    return wrap
+
+
+def root_vjp(
+    optimality_fn: Callable,
+    sol: Any,
+    args: tuple,
+    cotangent: Any,
+    solve: Any = None,
+    *,
+    symmetric: bool = False,
+    return_stats: bool = False,
+) -> Any:
+    """Vector–Jacobian product of a root ``x*(args)`` of ``optimality_fn(x, *args) = 0``.
+
+    Solves ``(∂₁F)ᵀ u = −cotangent`` and returns ``(∂₂F)ᵀ u`` as a tuple with one entry per
+    element of ``args`` (jaxopt's convention). With ``return_stats=True`` also returns the
+    linear solve's stats (``residual``, ``num_steps``, ``success``).
+    """
+    linear_solve = as_linear_solve(solve, owner="root_vjp")
+    args = tuple(args)
+    _, vjp_x = jax.vjp(lambda x: optimality_fn(x, *args), sol)
+    u, stats = linear_solve(
+        lambda w: vjp_x(w)[0], jax.tree.map(jnp.negative, cotangent), symmetric=symmetric
+    )
+    _, vjp_args = jax.vjp(lambda *a: optimality_fn(sol, *a), *args)
+    out = vjp_args(u)
+    return (out, stats) if return_stats else out
+
+
+def root_jvp(
+    optimality_fn: Callable,
+    sol: Any,
+    args: tuple,
+    tangents: tuple,
+    solve: Any = None,
+    *,
+    symmetric: bool = False,
+    return_stats: bool = False,
+) -> Any:
+    """Jacobian–vector product of a root: solves ``(∂₁F) ẋ = −(∂₂F)·tangents``; returns ``ẋ``."""
+    linear_solve = as_linear_solve(solve, owner="root_jvp")
+    args, tangents = tuple(args), tuple(tangents)
+    if len(args) != len(tangents):
+        raise ValueError(
+            f"root_jvp: `tangents` must have one entry per element of `args` ({len(args)}), "
+            f"got {len(tangents)}."
+        )
+    _, rhs = jax.jvp(lambda *a: optimality_fn(sol, *a), args, tangents)
+    _, a_lin = jax.linearize(lambda x: optimality_fn(x, *args), sol)
+    x_dot, stats = linear_solve(a_lin, jax.tree.map(jnp.negative, rhs), symmetric=symmetric)
+    return (x_dot, stats) if return_stats else x_dot

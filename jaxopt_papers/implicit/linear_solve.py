@@ -1,0 +1,189 @@
+"""The linear solve of implicit differentiation: pluggable, checked, and reporting its residual.
+
+Implicit differentiation of a root ``F(x*, θ) = 0`` needs one linear solve per derivative:
+``A ẋ = −B θ̇`` (forward mode) or ``Aᵀ u = −v`` (reverse mode), with ``A = ∂F/∂x`` and
+``B = ∂F/∂θ`` available only as matrix-free products. :class:`LinearSolve` says how that system
+is solved and checks the answer.
+
+Solvers (``solver=``):
+
+- ``"auto"`` (default): dense LU when the unknown has at most ``dense_max_size`` entries (exact,
+  and on small problems faster than any Krylov method), otherwise CG when ``A`` is declared
+  symmetric positive definite (``symmetric=True``, e.g. the Hessian of a smooth objective) and
+  GMRES when it is not;
+- ``"cg"``, ``"normal_cg"`` (jaxopt's default), ``"gmres"``, ``"bicgstab"``, ``"lu"``, ``"qr"``,
+  ``"svd"`` (minimum-norm answer for singular systems): the lineax solver of that name;
+- any ``lineax.AbstractLinearSolver`` instance;
+- any jaxopt-style callable ``solve(matvec, b) -> x`` (for example
+  ``functools.partial(jaxopt.linear_solve.solve_cg, tol=1e-10)``): the migration path, and the hook
+  for the recycling Krylov solver.
+
+``ridge`` solves ``(A + ridge·I) x = b`` instead (for singular or nearly singular ``A``).
+
+**Checking.** The answer is accepted when the solver reports success (lineax solvers) and the
+relative residual ``‖(A + ridge·I)x − b‖₂ / ‖b‖₂`` is finite and at most ``max_residual``
+(default ``1e-4`` in float64, ``1e-2`` in lower precision: a safety net against singular
+systems and solvers that report nothing; the accuracy itself is set by ``rtol``). A rejected
+answer raises a runtime error saying what to change when ``throw=True``; with ``throw=False``
+it is replaced by NaN, so a failed backward solve can never pass for a gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import optax
+
+__all__ = ["LinearSolve", "as_linear_solve"]
+
+_NAMED = ("auto", "cg", "normal_cg", "gmres", "bicgstab", "lu", "qr", "svd")
+
+_FAILURE = (
+    "The linear solve of implicit differentiation (A u = b with A = ∂F/∂x, the Jacobian of the "
+    "optimality condition at the solution) failed: the solver did not converge or the residual "
+    "is too large or not finite. Try, in this order: solve the forward problem more accurately "
+    "(smaller `tol`, larger `max_steps`), since A is only meaningful at a true solution; pass "
+    "`LinearSolve(ridge=...)` if A is singular (collinear features, a degenerate solution, a "
+    "gauge freedom) or `solver='svd'` for the minimum-norm answer; raise the backward "
+    "`max_steps` or use a dense `solver='lu'` for ill-conditioned systems."
+)
+
+
+def _result_dtype(b: Any) -> np.dtype:
+    leaves = jax.tree.leaves(b)
+    return jnp.result_type(*leaves) if leaves else np.dtype(np.float32)
+
+
+class LinearSolve(eqx.Module):
+    """How the implicit-differentiation system ``A u = b`` is solved and checked.
+
+    Args:
+      solver: ``"auto"``, a lineax solver name, a ``lineax.AbstractLinearSolver``, or a
+        jaxopt-style callable ``solve(matvec, b) -> x`` (see the module docstring).
+      rtol, atol: tolerances of iterative solvers (lineax's scaled max-norm test). ``None``:
+        ``rtol = 1e-10`` in float64 and ``1e-5`` otherwise; ``atol = 0``.
+      max_steps: iteration cap of iterative solvers (``None``: lineax's default, 10·n).
+      ridge: solve ``(A + ridge·I) u = b``.
+      dense_max_size: ``"auto"`` uses dense LU up to this many unknowns.
+      max_residual: largest accepted relative residual (``None``: 1e-4 in float64, 1e-2 else).
+      throw: raise a runtime error on failure (``True``) or return NaN (``False``, for ``vmap``).
+    """
+
+    solver: Any = "auto"
+    rtol: float | None = None
+    atol: float | None = None
+    max_steps: int | None = eqx.field(static=True, default=None)
+    ridge: float = 0.0
+    dense_max_size: int = eqx.field(static=True, default=256)
+    max_residual: float | None = None
+    throw: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self) -> None:
+        s = self.solver
+        if isinstance(s, str):
+            if s not in _NAMED:
+                raise ValueError(
+                    f"LinearSolve: `solver` must be one of {_NAMED}, a lineax solver or a "
+                    f"callable solve(matvec, b); got {s!r}."
+                )
+        elif not (isinstance(s, lx.AbstractLinearSolver) or callable(s)):
+            raise TypeError(
+                "LinearSolve: `solver` must be a name, a lineax.AbstractLinearSolver or a "
+                f"callable solve(matvec, b) -> x; got {type(s).__name__}."
+            )
+        for name in ("rtol", "atol", "max_residual", "ridge"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, jax.core.Tracer) and not float(v) >= 0:
+                raise ValueError(f"LinearSolve: `{name}` must be >= 0, got {v!r}.")
+        if self.max_steps is not None and (
+            not isinstance(self.max_steps, int) or self.max_steps < 1
+        ):
+            raise ValueError(
+                f"LinearSolve: `max_steps` must be a positive int or None, got {self.max_steps!r}."
+            )
+
+    def _tolerances(self, dtype: np.dtype) -> tuple[float, float, float]:
+        wide = jnp.finfo(dtype).bits >= 64
+        rtol = (1e-10 if wide else 1e-5) if self.rtol is None else self.rtol
+        atol = 0.0 if self.atol is None else self.atol
+        max_residual = (1e-4 if wide else 1e-2) if self.max_residual is None else self.max_residual
+        return rtol, atol, max_residual
+
+    def _lineax_solver(self, size: int, dtype: np.dtype, symmetric: bool) -> Any:
+        s = self.solver
+        if not isinstance(s, str):
+            return s
+        if s == "auto":
+            s = "lu" if size <= self.dense_max_size else ("cg" if symmetric else "gmres")
+        rtol, atol, _ = self._tolerances(dtype)
+        kw = {"rtol": rtol, "atol": atol, "max_steps": self.max_steps}
+        return {
+            "cg": lambda: lx.CG(**kw),
+            "normal_cg": lambda: lx.NormalCG(**kw),
+            "gmres": lambda: lx.GMRES(**kw),
+            "bicgstab": lambda: lx.BiCGStab(**kw),
+            "lu": lx.LU,
+            "qr": lx.QR,
+            "svd": lx.SVD,
+        }[s]()
+
+    def __call__(
+        self, matvec: Callable[[Any], Any], b: Any, *, symmetric: bool = False
+    ) -> tuple[Any, dict[str, jax.Array]]:
+        """Solve ``A x = b`` for the linear map ``matvec`` (x ↦ A x); returns ``(x, stats)``.
+
+        ``stats``: ``residual`` (relative, 2-norm), ``num_steps`` (−1 when the solver does not
+        say) and ``success``. ``symmetric=True`` declares ``A`` symmetric positive definite.
+        """
+        dtype = _result_dtype(b)
+        size = sum(int(np.prod(jnp.shape(x))) for x in jax.tree.leaves(b))
+        _, _, max_residual = self._tolerances(dtype)
+        ridge = self.ridge
+
+        def op(u: Any) -> Any:
+            return jax.tree.map(lambda au, uu: au + ridge * uu, matvec(u), u)
+
+        solver = self._lineax_solver(size, dtype, symmetric)
+        if isinstance(solver, lx.AbstractLinearSolver):
+            spd = isinstance(solver, (lx.CG, lx.Cholesky))
+            tags = (lx.symmetric_tag, lx.positive_semidefinite_tag) if (symmetric or spd) else ()
+            structure = jax.eval_shape(lambda: b)
+            operator = lx.FunctionLinearOperator(op, structure, tags)
+            sol = lx.linear_solve(operator, b, solver, throw=False)
+            x = sol.value
+            ok = sol.result == lx.RESULTS.successful
+            num_steps = jnp.asarray(sol.stats.get("num_steps", -1))
+        else:
+            x = solver(op, b)
+            ok = jnp.asarray(True)
+            num_steps = jnp.asarray(-1)
+        r = jax.tree.map(jnp.subtract, op(x), b)
+        b_norm = optax.tree.norm(b)
+        r_norm = optax.tree.norm(r)
+        residual = jnp.where(b_norm > 0, r_norm / jnp.where(b_norm > 0, b_norm, 1.0), r_norm)
+        success = ok & jnp.isfinite(residual) & (residual <= max_residual)
+        if self.throw:
+            x = eqx.error_if(x, ~success, _FAILURE)
+        else:
+            x = jax.tree.map(lambda v: jnp.where(success, v, jnp.nan), x)
+        return x, {"residual": residual, "num_steps": num_steps, "success": success}
+
+
+def as_linear_solve(solve: Any, *, owner: str = "custom_root") -> LinearSolve:
+    """Normalise what users pass as ``solve=`` to a :class:`LinearSolve`."""
+    if solve is None:
+        return LinearSolve()
+    if isinstance(solve, LinearSolve):
+        return solve
+    if isinstance(solve, str) or isinstance(solve, lx.AbstractLinearSolver) or callable(solve):
+        return LinearSolve(solver=solve)
+    raise TypeError(
+        f"{owner}: `solve` must be None, a LinearSolve, a lineax solver, a solver name or a "
+        f"callable solve(matvec, b) -> x; got {type(solve).__name__}."
+    )

@@ -1,0 +1,153 @@
+"""Solver base: ``init``/``step``/``run``, result codes, stats, ``throw``, implicit gradients.
+
+Every iterative solver of the library is an ``equinox.Module`` (a pytree: numeric settings are
+leaves, structure is static) that subclasses :class:`IterativeSolver` and implements
+
+- ``init(init_params, *args, **kwargs) -> state`` (a pytree with ``num_steps`` and ``error``),
+- ``step(params, state, *args, **kwargs) -> (params, state)``,
+- ``optimality_fn(params, *args, **kwargs)``, zero exactly at a solution.
+
+``run(init_params, *args, **kwargs)`` iterates ``step`` in a compiled ``lax.while_loop`` until
+``state.error <= tol`` or ``max_steps``, and returns a :class:`Solution` with ``params``,
+``result`` (a :class:`RESULTS` code), ``stats`` (``num_steps``, ``error``) and ``state``.
+
+Differentiation (``implicit_diff=True``, the default) is by the implicit function theorem on
+``optimality_fn`` through :func:`~jaxopt_papers.implicit.custom_root`: gradients with respect to
+every floating-point array in ``args``/``kwargs`` (and the solver's own array fields), in forward
+and reverse mode, at the cost of one linear solve. ``implicit_diff=False`` runs ``max_steps``
+iterations of a ``lax.scan`` (iterates frozen once converged) and differentiates through them:
+the unrolled mode used to check implicit gradients, and a fixed-iteration mode for ``vmap``.
+
+``throw=True`` (default) turns a failure into a runtime error whose message says what to
+change; ``throw=False`` returns the code in ``Solution.result`` (use it under ``vmap``).
+
+This layout follows optimistix/lineax (Modules, ``RESULTS`` enumeration, ``Solution``) and
+jaxopt (``init``/``update``/``run``, ``optimality_fun``).
+"""
+
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from equinox import AbstractVar
+
+from jaxopt_papers.implicit.implicit_diff import custom_root
+from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
+
+__all__ = ["RESULTS", "IterativeSolver", "Solution"]
+
+
+class RESULTS(eqx.Enumeration):
+    """Result codes of the library's solvers; each message says what to change."""
+
+    successful = ""
+    max_steps_reached = (
+        "The solver did not reach `tol` within `max_steps` iterations. Increase `max_steps`, "
+        "loosen `tol`, or improve the conditioning of the problem (rescale the features or the "
+        "objective; for proximal gradient leave `stepsize=None` for backtracking). Pass "
+        "`throw=False` to get the last iterate with this result code instead."
+    )
+    nonfinite = (
+        "The solver produced non-finite values (NaN or inf). Check the inputs and the objective "
+        "for NaN/inf at the initial point, and if the iterates diverged use a smaller "
+        "`stepsize` (or `stepsize=None` for backtracking)."
+    )
+
+
+class Solution(eqx.Module):
+    """What ``run`` returns: ``params``, ``result`` code, ``stats`` dict and final ``state``."""
+
+    params: Any
+    result: RESULTS
+    stats: dict[str, Any]
+    state: Any
+
+    @property
+    def value(self) -> Any:
+        """Alias of ``params`` (optimistix's name)."""
+        return self.params
+
+
+def _solver_optimality(params: Any, solver: "IterativeSolver", *args: Any, **kwargs: Any) -> Any:
+    return solver.optimality_fn(params, *args, **kwargs)
+
+
+def _solver_loop(init_params: Any, solver: "IterativeSolver", *args: Any, **kwargs: Any) -> Any:
+    return solver._while_loop(init_params, *args, **kwargs)
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+class IterativeSolver(eqx.Module):
+    """Base of the library's iterative solvers (see the module docstring)."""
+
+    tol: AbstractVar[float]
+    max_steps: AbstractVar[int]
+    implicit_diff: AbstractVar[bool]
+    linear_solve: AbstractVar[Any]
+    throw: AbstractVar[bool]
+
+    #: ``∂F/∂x`` of ``optimality_fn`` is symmetric positive definite at a solution.
+    symmetric_optimality: ClassVar[bool] = False
+
+    def init(self, init_params: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def step(self, params: Any, state: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def optimality_fn(self, params: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def _continue(self, state: Any) -> jax.Array:
+        return (state.num_steps < self.max_steps) & (state.error > self.tol)
+
+    def _while_loop(self, init_params: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        state = self.init(init_params, *args, **kwargs)
+        return jax.lax.while_loop(
+            lambda c: self._continue(c[1]),
+            lambda c: self.step(*c, *args, **kwargs),
+            (init_params, state),
+        )
+
+    def _scan_loop(self, init_params: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        state = self.init(init_params, *args, **kwargs)
+
+        def body(carry: Any, _: None) -> tuple[Any, None]:
+            new = self.step(*carry, *args, **kwargs)
+            go = self._continue(carry[1])
+            return jax.tree.map(lambda n, o: jnp.where(go, n, o), new, carry), None
+
+        carry, _ = jax.lax.scan(body, (init_params, state), None, length=self.max_steps)
+        return carry
+
+    def _backward_solve(self) -> LinearSolve:
+        if self.linear_solve is None:
+            return LinearSolve(throw=self.throw)
+        return as_linear_solve(self.linear_solve, owner=type(self).__name__)
+
+    def run(self, init_params: Any, *args: Any, **kwargs: Any) -> Solution:
+        """Solve from ``init_params``; differentiable in ``args``/``kwargs`` (see module doc)."""
+        if self.implicit_diff:
+            solve = custom_root(
+                _solver_optimality,
+                solve=self._backward_solve(),
+                has_aux=True,
+                symmetric=self.symmetric_optimality,
+            )(_solver_loop)
+            params, state = solve(init_params, self, *args, **kwargs)
+        else:
+            params, state = self._scan_loop(init_params, *args, **kwargs)
+        finite = jnp.isfinite(state.error) & _all_finite(params)
+        result = RESULTS.where(
+            state.error <= self.tol, RESULTS.successful, RESULTS.max_steps_reached
+        )
+        result = RESULTS.where(finite, result, RESULTS.nonfinite)
+        if self.throw:
+            params = result.error_if(params, result != RESULTS.successful)
+        stats = {"num_steps": state.num_steps, "error": state.error}
+        return Solution(params=params, result=result, stats=stats, state=state)
