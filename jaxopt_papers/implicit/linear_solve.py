@@ -67,7 +67,7 @@ class LinearSolve(eqx.Module):
       solver: ``"auto"``, a lineax solver name, a ``lineax.AbstractLinearSolver``, or a
         jaxopt-style callable ``solve(matvec, b) -> x`` (see the module docstring).
       rtol, atol: tolerances of iterative solvers (lineax's scaled max-norm test). ``None``:
-        ``rtol = 1e-10`` in float64 and ``1e-5`` otherwise; ``atol = 0``.
+        ``rtol = 1e-10`` in float64 and ``1e-5`` otherwise; ``atol = rtol·max|b|``.
       max_steps: iteration cap of iterative solvers (``None``: lineax's default, 10·n).
       ridge: solve ``(A + ridge·I) u = b``.
       dense_max_size: ``"auto"`` uses dense LU up to this many unknowns.
@@ -115,17 +115,21 @@ class LinearSolve(eqx.Module):
         max_residual = (1e-4 if wide else 1e-2) if self.max_residual is None else self.max_residual
         return rtol, atol, max_residual
 
-    def _lineax_solver(self, size: int, dtype: np.dtype, symmetric: bool) -> Any:
+    def _lineax_solver(self, b: Any, size: int, dtype: np.dtype, symmetric: bool) -> Any:
         s = self.solver
         if not isinstance(s, str):
             return s
         if s == "auto":
             s = "lu" if size <= self.dense_max_size else ("cg" if symmetric else "gmres")
         rtol, atol, _ = self._tolerances(dtype)
+        if self.atol is None:
+            # Relative to the right-hand side: with atol = 0, lineax's CG can miss an exact
+            # convergence (the next step divides by ~0) and report max_steps_reached.
+            atol = rtol * jnp.max(jnp.stack([jnp.max(jnp.abs(v)) for v in jax.tree.leaves(b)]))
         kw = {"rtol": rtol, "atol": atol, "max_steps": self.max_steps}
         return {
             "cg": lambda: lx.CG(**kw),
-            "normal_cg": lambda: lx.NormalCG(**kw),
+            "normal_cg": lambda: lx.Normal(lx.CG(**kw)),
             "gmres": lambda: lx.GMRES(**kw),
             "bicgstab": lambda: lx.BiCGStab(**kw),
             "lu": lx.LU,
@@ -149,7 +153,7 @@ class LinearSolve(eqx.Module):
         def op(u: Any) -> Any:
             return jax.tree.map(lambda au, uu: au + ridge * uu, matvec(u), u)
 
-        solver = self._lineax_solver(size, dtype, symmetric)
+        solver = self._lineax_solver(b, size, dtype, symmetric)
         if isinstance(solver, lx.AbstractLinearSolver):
             spd = isinstance(solver, (lx.CG, lx.Cholesky))
             tags = (lx.symmetric_tag, lx.positive_semidefinite_tag) if (symmetric or spd) else ()

@@ -4,5 +4,16 @@ from jaxopt_papers.proximal.projection import *  # noqa: F403
 from jaxopt_papers.proximal.projection import __all__ as _projection_names
 from jaxopt_papers.proximal.prox import *  # noqa: F403
 from jaxopt_papers.proximal.prox import __all__ as _prox_names
+from jaxopt_papers.proximal.proximal_gradient import (
+    ProjectedGradient,
+    ProxGradState,
+    ProximalGradient,
+)
 
-__all__ = [*_prox_names, *_projection_names]
+__all__ = [
+    "ProjectedGradient",
+    "ProxGradState",
+    "ProximalGradient",
+    *_prox_names,
+    *_projection_names,
+]
