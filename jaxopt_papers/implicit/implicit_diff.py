@@ -51,6 +51,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
 
@@ -164,8 +165,15 @@ def _implicit_solve(
         else:  # solve (∂F/∂x) ẋ = −∂F/∂θ θ̇
             matvec = a_lin
             rhs = jax.tree.map(jnp.negative, b_theta)
-        x_dot = jax.lax.custom_linear_solve(
-            matvec, rhs, solve, transpose_solve=solve, symmetric=symmetric
+        # Solve in one flat vector: with a pytree right-hand side, a leaf that does not depend
+        # on the tangent (e.g. the constraint block of a KKT system differentiated in the
+        # objective's parameters) would be a constant that custom_linear_solve cannot transpose.
+        rhs_flat, unravel = ravel_pytree(rhs)
+        flat_matvec = lambda v: ravel_pytree(matvec(unravel(v)))[0]
+        x_dot = unravel(
+            jax.lax.custom_linear_solve(
+                flat_matvec, rhs_flat, solve, transpose_solve=solve, symmetric=symmetric
+            )
         )
         if has_aux:
             return out, (x_dot, jax.tree.map(_zero_tangent, out[1]))
