@@ -82,6 +82,15 @@ def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+def _box_float(x: Any) -> Any:
+    return jnp.asarray(x) if isinstance(x, (float, complex)) else x
+
+
+@eqx.filter_jit
+def _compiled_run(solver: "IterativeSolver", init_params: Any, args: tuple, kwargs: dict) -> Any:
+    return solver._run(init_params, *args, **kwargs)
+
+
 class IterativeSolver(eqx.Module):
     """Base of the library's iterative solvers (see the module docstring)."""
 
@@ -131,7 +140,15 @@ class IterativeSolver(eqx.Module):
         return as_linear_solve(self.linear_solve, owner=type(self).__name__)
 
     def run(self, init_params: Any, *args: Any, **kwargs: Any) -> Solution:
-        """Solve from ``init_params``; differentiable in ``args``/``kwargs`` (see module doc)."""
+        """Solve from ``init_params``; differentiable in ``args``/``kwargs`` (see module doc).
+
+        Compiled with ``equinox.filter_jit``: arrays are traced, Python floats are boxed into
+        arrays (so a new regularisation value does not recompile), anything else is static.
+        """
+        init_params, args, kwargs = jax.tree.map(_box_float, (init_params, args, kwargs))
+        return _compiled_run(self, init_params, args, kwargs)
+
+    def _run(self, init_params: Any, *args: Any, **kwargs: Any) -> Solution:
         if self.implicit_diff:
             solve = custom_root(
                 _solver_optimality,
