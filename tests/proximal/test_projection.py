@@ -63,9 +63,9 @@ def _assert_tree_close(a, b, **kw):
 
 
 def test_separable_against_clip_and_jaxopt(rng):
-    x = jnp.asarray(rng.normal(size=7) * 2)
-    lo = jnp.asarray(rng.uniform(-1.5, 0.0, size=7))
-    hi = jnp.asarray(rng.uniform(0.0, 1.5, size=7))
+    x = jnp.asarray(rng.normal(size=6) * 2)
+    lo = jnp.asarray(rng.uniform(-1.5, 0.0, size=6))
+    hi = jnp.asarray(rng.uniform(0.0, 1.5, size=6))
     xn = np.asarray(x)
     cases = [
         ("projection_non_negative", None, np.maximum(xn, 0)),
@@ -129,11 +129,11 @@ def test_simplex_with_ties_and_edge_values():
 
 
 def test_simplex_jacobian_closed_form(rng):
-    x = jnp.asarray(rng.normal(size=7))
+    x = jnp.asarray(rng.normal(size=6))
     value = 1.3
     p = P.projection_simplex(x, value)
     s = (np.asarray(p) > 0).astype(float)
-    assert 1 < s.sum() < 7  # a non-trivial support
+    assert 1 < s.sum() < 6  # a non-trivial support
     want = np.diag(s) - np.outer(s, s) / s.sum()
     f = P.projection_simplex
     for jac in [jax.jacfwd, jax.jacrev]:
@@ -225,13 +225,13 @@ def test_l1_ball_against_brute_force_and_jaxopt(rng):
 
 def test_l2_sphere_and_ball_against_slsqp_and_jaxopt(rng):
     for scale in [0.2, 2.0]:
-        x = rng.normal(size=5) * scale
+        x = rng.normal(size=6) * scale
         r = 1.3
         sph = [{"type": "eq", "fun": lambda y: y @ y - r * r, "jac": lambda y: 2 * y}]
         ball = [{"type": "ineq", "fun": lambda y: r * r - y @ y, "jac": lambda y: -2 * y}]
         xj = jnp.asarray(x)
         # the sphere is not convex: best of a few SLSQP starts on it
-        starts = [r * v / np.linalg.norm(v) for v in rng.normal(size=(4, 5))]
+        starts = [r * v / np.linalg.norm(v) for v in rng.normal(size=(4, 6))]
         brute = min((_slsqp(x, sph, x0=v) for v in starts), key=lambda y: np.sum((y - x) ** 2))
         np.testing.assert_allclose(P.projection_l2_sphere(xj, r), brute, atol=1e-7)
         np.testing.assert_allclose(P.projection_l2_ball(xj, r), _slsqp(x, ball), atol=1e-7)
@@ -297,9 +297,9 @@ def test_check_grads_l2_ball_and_box(rng):
 
 
 def test_hyperplane_halfspace_against_slsqp_and_jaxopt(rng):
-    a = rng.normal(size=5)
+    a = rng.normal(size=6)
     for b in [-2.0, 0.3, 2.0]:
-        x = rng.normal(size=5)
+        x = rng.normal(size=6)
         eq = [{"type": "eq", "fun": lambda y: a @ y - b, "jac": lambda y: a}]
         ineq = [{"type": "ineq", "fun": lambda y: b - a @ y, "jac": lambda y: -a}]
         hp = (jnp.asarray(a), b)
@@ -342,8 +342,8 @@ def test_affine_set_against_kkt_slsqp_and_jaxopt(rng):
 
 
 def test_check_grads_hyperplane_halfspace_affine(rng):
-    x = jnp.asarray(rng.normal(size=5))
-    a = jnp.asarray(rng.normal(size=5))
+    x = jnp.asarray(rng.normal(size=6))
+    a = jnp.asarray(rng.normal(size=6))
     ax = float(a @ x)
 
     def planes(u, w, b):
@@ -354,7 +354,7 @@ def test_check_grads_hyperplane_halfspace_affine(rng):
             P.projection_halfspace(u, (w, b + 5.0)),
         )
 
-    A = jnp.asarray(rng.normal(size=(2, 5)))
+    A = jnp.asarray(rng.normal(size=(2, 6)))
     b = jnp.asarray(rng.normal(size=2))
 
     def planes_and_affine(u, w, c, M, d):
@@ -368,7 +368,7 @@ def test_check_grads_hyperplane_halfspace_affine(rng):
     # d/dx is the orthogonal projector onto null(A): I − Aᵀ(AAᵀ)⁻¹A (numpy pseudo-inverse).
     An = np.asarray(A)
     np.testing.assert_allclose(
-        jax.jacfwd(aff)(x, A, b), np.eye(5) - np.linalg.pinv(An) @ An, atol=1e-12
+        jax.jacfwd(aff)(x, A, b), np.eye(6) - np.linalg.pinv(An) @ An, atol=1e-12
     )
 
 
@@ -466,9 +466,9 @@ def test_variational_inequality(rng, name):
 
 
 def test_jit_and_vmap_match_loop(rng):
-    X = jnp.asarray(rng.normal(size=(3, 5)) * 2)
+    X = jnp.asarray(rng.normal(size=(3, 6)) * 2)
     r = jnp.asarray([0.3, 1.0, 2.5])  # a batched radius / value / offset per row
-    A = jnp.asarray(rng.normal(size=(2, 5)))
+    A = jnp.asarray(rng.normal(size=(2, 6)))
     b = jnp.asarray(rng.normal(size=2))
     unbatched = [
         P.projection_simplex,

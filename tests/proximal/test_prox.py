@@ -53,8 +53,8 @@ def _brute_separable(x, s, g, lo=-20.0):
 
 @pytest.mark.parametrize("s", [1.0, 0.3])
 def test_lasso_against_definition(s, rng):
-    x = rng.normal(size=7) * 2
-    lam = rng.uniform(0.2, 1.5, size=7)  # coordinate-wise weights
+    x = rng.normal(size=6) * 2
+    lam = rng.uniform(0.2, 1.5, size=6)  # coordinate-wise weights
     want = _brute_separable(x, s, lambda y, i: lam[i] * abs(y))
     np.testing.assert_allclose(X.prox_lasso(jnp.asarray(x), jnp.asarray(lam), s), want, atol=1e-7)
     want_scalar = _brute_separable(x, s, lambda y, i: 0.7 * abs(y))
@@ -62,14 +62,14 @@ def test_lasso_against_definition(s, rng):
 
 
 def test_non_negative_lasso_against_definition(rng):
-    x, s, lam = rng.normal(size=7) * 2, 0.6, 0.9
+    x, s, lam = rng.normal(size=6) * 2, 0.6, 0.9
     want = _brute_separable(x, s, lambda y, i: lam * abs(y), lo=0.0)
     np.testing.assert_allclose(X.prox_non_negative_lasso(jnp.asarray(x), lam, s), want, atol=1e-7)
 
 
 def test_elastic_net_against_definition(rng):
     # Penalty λ(|y| + γ/2 y²): γ multiplies λ (jaxopt's convention, checked below as well).
-    x, s, lam, gam = rng.normal(size=7) * 2, 0.7, 0.8, 1.7
+    x, s, lam, gam = rng.normal(size=6) * 2, 0.7, 0.8, 1.7
     want = _brute_separable(x, s, lambda y, i: lam * (abs(y) + 0.5 * gam * y * y))
     got = X.prox_elastic_net(jnp.asarray(x), (lam, gam), s)
     np.testing.assert_allclose(got, want, atol=1e-7)
@@ -91,7 +91,7 @@ def test_ridge_is_prox_of_half_squared_norm(rng):
 
 
 def test_non_negative_ridge_against_definition(rng):
-    x, s, lam = rng.normal(size=7) * 2, 0.5, 1.1
+    x, s, lam = rng.normal(size=6) * 2, 0.5, 1.1
     want = _brute_separable(x, s, lambda y, i: 0.5 * lam * y * y, lo=0.0)
     np.testing.assert_allclose(X.prox_non_negative_ridge(jnp.asarray(x), lam, s), want, atol=1e-7)
 
@@ -117,7 +117,7 @@ def _brute_group_lasso(x, t):
 
 
 def test_group_lasso_against_definition(rng):
-    x = rng.normal(size=5)
+    x = rng.normal(size=6)
     nrm = float(np.linalg.norm(x))
     for s, lam in [(1.0, 0.4 * nrm), (0.5, 0.9 * nrm / 0.5)]:
         want = _brute_group_lasso(x, s * lam)
@@ -125,7 +125,7 @@ def test_group_lasso_against_definition(rng):
     # ‖x‖ ≤ sλ: the definition's minimiser is 0 (SLSQP gets within its tolerance).
     want = _brute_group_lasso(x, 1.5 * nrm)
     assert np.max(np.abs(want)) < 1e-5
-    np.testing.assert_array_equal(X.prox_group_lasso(jnp.asarray(x), 1.5 * nrm), np.zeros(5))
+    np.testing.assert_array_equal(X.prox_group_lasso(jnp.asarray(x), 1.5 * nrm), np.zeros(6))
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,9 +173,9 @@ def test_against_jaxopt_pytrees(s, rng):
 
 
 def test_against_jaxopt_arrays_and_coordinatewise(rng):
-    x = jnp.asarray(rng.normal(size=9) * 2)
-    lam = jnp.asarray(rng.uniform(0.1, 1.0, size=9))
-    gam = jnp.asarray(rng.uniform(0.1, 3.0, size=9))
+    x = jnp.asarray(rng.normal(size=6) * 2)
+    lam = jnp.asarray(rng.uniform(0.1, 1.0, size=6))
+    gam = jnp.asarray(rng.uniform(0.1, 3.0, size=6))
     s = 0.8
     # Coordinate-wise where jaxopt supports it: lasso, elastic net; on a single array jaxopt's
     # ridge multiplies elementwise too.
@@ -228,7 +228,7 @@ def test_group_lasso_vmap_over_groups_matches_loop_and_jaxopt(rng):
 
 
 def test_moreau_identity(rng):
-    x = jnp.asarray(rng.normal(size=8) * 2)
+    x = jnp.asarray(rng.normal(size=6) * 2)
     s, lam = 0.6, 0.9
     np.testing.assert_allclose(
         X.prox_lasso(x, lam, s) + s * P.projection_linf_ball(x / s, lam), x, rtol=1e-12
@@ -255,7 +255,7 @@ def _away_from_kinks(rng, n, t, margin=0.3):
 
 def test_check_grads_separable(rng):
     s = 0.7
-    x = _away_from_kinks(rng, 8, s * 0.8)
+    x = _away_from_kinks(rng, 6, s * 0.8)
 
     def all_separable(u, lm, gm, sc):
         return (
@@ -267,7 +267,7 @@ def test_check_grads_separable(rng):
         )
 
     # w.r.t. x, coordinate-wise λ, scalar γ and the scaling
-    args = (x, jnp.full(8, 0.8), 1.3, s)
+    args = (x, jnp.full(6, 0.8), 1.3, s)
     check_grads(jax.jit(all_separable), args, order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
 
 
@@ -323,7 +323,7 @@ def test_group_lasso_finite_derivatives_at_zero(rng):
 
 
 def test_make_prox_from_projection(rng):
-    x = jnp.asarray(rng.normal(size=5) * 2)
+    x = jnp.asarray(rng.normal(size=6) * 2)
     prox = X.make_prox_from_projection(P.projection_box)
     ref = jp.make_prox_from_projection(P.projection_box)
     for scaling in [1.0, 0.1, 7.0]:
