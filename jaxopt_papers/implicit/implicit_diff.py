@@ -134,7 +134,7 @@ def _implicit_solve(
     _check_output(owner, fname, x_shape, jax.eval_shape(f_conv, x_shape, dyn, *f_consts))
 
     def solve(matvec: Callable, b: Any) -> Any:
-        return linear_solve(matvec, b, symmetric=symmetric)[0]
+        return linear_solve(matvec, b, symmetric=symmetric, report_residual=False)[0]
 
     @jax.custom_jvp
     def core(init_: Any, dyn_: Any, f_consts_: list, s_consts_: list) -> Any:
