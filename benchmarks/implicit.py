@@ -125,22 +125,29 @@ def _prox_methods(
     theirs = jaxopt.ProximalGradient(
         fun=fun, prox=jaxopt_prox, stepsize=stepsize, tol=tol, maxiter=max_steps
     )
+    # The defaults: backtracking line search (ours round-off safe; jaxopt's stalls near 1e-9).
+    ours_bt = ProximalGradient(fun, ours_prox, tol=tol, max_steps=max_steps, throw=False)
+    theirs_bt = jaxopt.ProximalGradient(fun=fun, prox=jaxopt_prox, tol=tol, maxiter=max_steps)
 
     def run_ours(solver: ProximalGradient, lam, X, y):
         sol = solver.run(w0, lam, X, y)
         return sol.params, sol.stats["num_steps"]
 
-    def run_jaxopt(lam, X, y):
-        sol = theirs.run(w0, lam, X, y)
+    def run_jaxopt(solver, lam, X, y):
+        sol = solver.run(w0, lam, X, y)
         return sol.params, sol.state.iter_num
 
     return [
         Method("ours", functools.partial(run_ours, ours),
                "ProximalGradient, implicit diff (default LinearSolve: dense LU)"),
-        Method("jaxopt", run_jaxopt,
+        Method("jaxopt", functools.partial(run_jaxopt, theirs),
                "jaxopt.ProximalGradient, implicit diff (default solve_normal_cg, tol 1e-5)"),
         Method("ours unrolled", functools.partial(run_ours, unrolled),
                f"ProximalGradient(implicit_diff=False): autodiff through {max_steps} steps"),
+        Method("ours, backtracking", functools.partial(run_ours, ours_bt),
+               "ProximalGradient(stepsize=None): round-off-safe FISTA backtracking"),
+        Method("jaxopt, backtracking", functools.partial(run_jaxopt, theirs_bt),
+               "jaxopt.ProximalGradient(stepsize=0): its FISTA backtracking"),
     ]  # fmt: skip
 
 
