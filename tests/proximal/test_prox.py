@@ -166,10 +166,13 @@ def test_against_jaxopt_pytrees(s, rng):
         ("prox_ridge", 0.6),
         ("prox_non_negative_ridge", 0.6),
     ]
-    for name, hp in cases:
-        ours = getattr(X, name)(x, hp, s)
-        theirs = getattr(jp, name)(x, hp, s)
-        _assert_tree_close(ours, theirs, rtol=1e-12, atol=1e-14, err_msg=name)
+
+    def run_all(module):  # hyperparameters stay Python objects (jaxopt checks their type)
+        return [getattr(module, name)(x, hp, s) for name, hp in cases]
+
+    ours, theirs = jax.jit(lambda: run_all(X))(), jax.jit(lambda: run_all(jp))()
+    for (name, _), o, t in zip(cases, ours, theirs, strict=True):
+        _assert_tree_close(o, t, rtol=1e-12, atol=1e-14, err_msg=name)
 
 
 def test_against_jaxopt_arrays_and_coordinatewise(rng):
@@ -179,15 +182,19 @@ def test_against_jaxopt_arrays_and_coordinatewise(rng):
     s = 0.8
     # Coordinate-wise where jaxopt supports it: lasso, elastic net; on a single array jaxopt's
     # ridge multiplies elementwise too.
-    for name, hp in [
+    cases = [
         ("prox_lasso", lam),
         ("prox_elastic_net", (lam, gam)),
         ("prox_ridge", lam),
         ("prox_non_negative_ridge", lam),
-    ]:
-        np.testing.assert_allclose(
-            getattr(X, name)(x, hp, s), getattr(jp, name)(x, hp, s), rtol=1e-12, err_msg=name
-        )
+    ]
+
+    def run_all(module):
+        return [getattr(module, name)(x, hp, s) for name, hp in cases]
+
+    ours, theirs = jax.jit(lambda: run_all(X))(), jax.jit(lambda: run_all(jp))()
+    for (name, _), o, t in zip(cases, ours, theirs, strict=True):
+        np.testing.assert_allclose(o, t, rtol=1e-12, err_msg=name)
     # Our extension: coordinate-wise non-negative lasso and ridge on pytrees, against jaxopt's
     # coordinate-wise lasso restricted to x ≥ 0 / applied leaf by leaf.
     tree = _tree(rng)
@@ -253,34 +260,28 @@ def _away_from_kinks(rng, n, t, margin=0.3):
     return jnp.asarray(rng.choice([-1.0, 1.0], size=n) * mag)
 
 
-def test_check_grads_separable(rng):
+def test_check_grads(rng):
     s = 0.7
     x = _away_from_kinks(rng, 6, s * 0.8)
+    tree = {"a": jnp.asarray(rng.normal(size=3)), "b": jnp.asarray(rng.normal(size=2))}
+    nrm = float(np.sqrt(sum(np.sum(np.asarray(v) ** 2) for v in tree.values())))
 
-    def all_separable(u, lm, gm, sc):
+    def all_prox(u, lm, gm, sc, v, lm_active, lm_dead):
         return (
             X.prox_lasso(u, lm, sc),
             X.prox_elastic_net(u, (lm, gm), sc),
             X.prox_ridge(u, lm, sc),
             X.prox_non_negative_ridge(u, lm, sc),
             X.prox_non_negative_lasso(u, lm, sc),
+            # group lasso on a pytree: shrinking (‖v‖ > sλ) and dead zone (‖v‖ < sλ, so
+            # identically 0 around v)
+            X.prox_group_lasso(v, lm_active, sc),
+            X.prox_group_lasso(v, lm_dead, sc),
         )
 
-    # w.r.t. x, coordinate-wise λ, scalar γ and the scaling
-    args = (x, jnp.full(6, 0.8), 1.3, s)
-    check_grads(jax.jit(all_separable), args, order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
-
-
-def test_check_grads_group_lasso(rng):
-    x = {"a": jnp.asarray(rng.normal(size=3)), "b": jnp.asarray(rng.normal(size=2))}
-    nrm = float(np.sqrt(sum(np.sum(np.asarray(v) ** 2) for v in x.values())))
-
-    def both(u, lm_active, lm_dead):
-        # shrinking (‖x‖ > sλ) and dead zone (‖x‖ < sλ: identically 0 around x)
-        return X.prox_group_lasso(u, lm_active, 0.5), X.prox_group_lasso(u, lm_dead, 0.5)
-
-    args = (x, 0.6 * nrm / 0.5, 3.0 * nrm)
-    check_grads(jax.jit(both), args, order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
+    # w.r.t. x, coordinate-wise λ, scalar γ, the scaling and the group-lasso input and λ
+    args = (x, jnp.full(6, 0.8), 1.3, s, tree, 0.6 * nrm / s, 3.0 * nrm / s)
+    check_grads(jax.jit(all_prox), args, order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
 
 
 def test_group_lasso_finite_derivatives_at_zero(rng):
