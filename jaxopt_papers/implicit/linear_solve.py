@@ -26,6 +26,11 @@ relative residual ``‖(A + ridge·I)x − b‖₂ / ‖b‖₂`` is finite and 
 systems and solvers that report nothing; the accuracy itself is set by ``rtol``). A rejected
 answer raises a runtime error saying what to change when ``throw=True``; with ``throw=False``
 it is replaced by NaN, so a failed backward solve can never pass for a gradient.
+
+Differences from the reference code (jaxopt 0.8.5 ``linear_solve.py``): the default is not
+normal-equation CG at ``tol=1e-5`` (which squares the condition number and limits Jacobians to
+about 1e-5) but dense LU for small systems and CG/GMRES at ``rtol=1e-10`` (float64) otherwise;
+lineax does the solving; every answer is checked; ``ridge`` applies to every solver.
 """
 
 from __future__ import annotations

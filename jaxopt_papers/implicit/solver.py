@@ -23,6 +23,14 @@ change; ``throw=False`` returns the code in ``Solution.result`` (use it under ``
 
 This layout follows optimistix/lineax (Modules, ``RESULTS`` enumeration, ``Solution``) and
 jaxopt (``init``/``update``/``run``, ``optimality_fun``).
+
+Differences from the reference code (jaxopt 0.8.5 ``base.IterativeSolver``): solvers are
+pytrees (``equinox.Module``) rather than dataclasses holding callables, so they pass through
+``jit`` and two equal configurations share a compilation; ``run`` returns ``Solution`` with a
+result code and honours ``throw`` instead of returning ``OptStep`` silently; the names are
+``init``/``step``/``max_steps``/``num_steps`` (jaxopt: ``init_state``/``update``/``maxiter``/
+``iter_num``); the unrolled mode is a ``lax.scan`` of ``max_steps`` steps (jaxopt: an unrolled
+Python or ``fori`` loop), and there is no ``jit=``/``unroll=`` flag (jaxopt #242).
 """
 
 from typing import Any, ClassVar
