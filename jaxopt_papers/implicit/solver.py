@@ -33,6 +33,7 @@ result code and honours ``throw`` instead of returning ``OptStep`` silently; the
 Python or ``fori`` loop), and there is no ``jit=``/``unroll=`` flag (jaxopt #242).
 """
 
+import abc
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -111,14 +112,17 @@ class IterativeSolver(eqx.Module):
     #: ``∂F/∂x`` of ``optimality_fn`` is symmetric positive definite at a solution.
     symmetric_optimality: ClassVar[bool] = False
 
+    @abc.abstractmethod
     def init(self, init_params: Any, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        """The initial state: a pytree with at least ``num_steps`` and ``error``."""
 
+    @abc.abstractmethod
     def step(self, params: Any, state: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        raise NotImplementedError
+        """One iteration: ``(params, state) -> (params, state)``."""
 
+    @abc.abstractmethod
     def optimality_fn(self, params: Any, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        """``F(params, *args, **kwargs)``, zero exactly at a solution, shaped like ``params``."""
 
     def _continue(self, state: Any) -> jax.Array:
         return (state.num_steps < self.max_steps) & (state.error > self.tol)

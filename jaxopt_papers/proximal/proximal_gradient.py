@@ -180,7 +180,15 @@ class ProximalGradient(IterativeSolver):
             return self._prox_grad(y, grad, s, hp), s, i + 1
 
         init = (self._prox_grad(y, grad, stepsize, hp), stepsize, jnp.asarray(0, jnp.int32))
-        x, s, _ = jax.lax.while_loop(reject, shrink, init)
+        if self.implicit_diff:
+            x, s, _ = jax.lax.while_loop(reject, shrink, init)
+        else:  # unrolled mode: a fixed-length loop (reverse-differentiable), frozen once accepted
+
+            def body(_: int, carry: tuple) -> tuple:
+                go = reject(carry)
+                return jax.tree.map(lambda n, o: jnp.where(go, n, o), shrink(carry), carry)
+
+            x, s, _ = jax.lax.fori_loop(0, self.maxls, body, init)
         return x, s
 
     def step(
