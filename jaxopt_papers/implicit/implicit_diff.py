@@ -90,15 +90,14 @@ def _check_signature(owner: str, fn: Callable, name: str, args: tuple, kwargs: d
 
 
 def _check_output(owner: str, name: str, x: Any, out: Any) -> None:
-    sx = jax.tree.structure(x)
-    so = jax.tree.structure(out)
-    shapes_x = [(jnp.shape(a), jnp.result_type(a)) for a in jax.tree.leaves(x)]
-    shapes_o = [(o.shape, o.dtype) for o in jax.tree.leaves(out)]
-    if sx != so or [s for s, _ in shapes_x] != [s for s, _ in shapes_o]:
+    sx, so = jax.tree.structure(x), jax.tree.structure(out)
+    shapes_x = [jnp.shape(a) for a in jax.tree.leaves(x)]
+    shapes_o = [jnp.shape(o) for o in jax.tree.leaves(out)]
+    if sx != so or shapes_x != shapes_o:
         raise TypeError(
             f"{owner}: `{name}` must return a pytree with the structure and shapes of the "
-            f"solution; the solution is {sx} with shapes {[s for s, _ in shapes_x]}, "
-            f"`{name}` returned {so} with shapes {[s for s, _ in shapes_o]}."
+            f"solution; the solution is {sx} with shapes {shapes_x}, `{name}` returned {so} "
+            f"with shapes {shapes_o}."
         )
 
 
