@@ -34,6 +34,7 @@ lint: $(VENV)/.test-installed
 ## Benchmarks (full size); add ARGS=--quick for a CI-sized run.
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/optimizers.py $(ARGS)
+	$(PY) benchmarks/implicit.py $(ARGS)
 
 ## Regenerate golden trajectories (needs the oracle extra: torch + torch-optimizer + pytorch-optimizer).
 golden: $(VENV)/.test-installed

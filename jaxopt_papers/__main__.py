@@ -145,7 +145,7 @@ def hypergradient(ctx: Tour) -> None:
         Xva, yva = jnp.asarray((X[va] - mu) / sd), jnp.asarray((y[va] - ym) / ys)
         mse = lambda w, X, y: 0.5 * jnp.mean((X @ w - y) ** 2)
         L = float(jnp.linalg.eigvalsh(Xtr.T @ Xtr / 300)[-1])
-        solver = ProximalGradient(mse, prox_lasso, stepsize=1 / L, tol=1e-10, max_steps=5000)
+        solver = ProximalGradient(mse, prox_lasso, stepsize=1 / L, tol=1e-12, max_steps=5000)
         unrolled = dataclasses.replace(solver, implicit_diff=False, max_steps=1000)
         w0 = jnp.zeros(X.shape[1])
         val = lambda s: lambda a: mse(s.run(w0, a, Xtr, ytr).params, Xva, yva)
