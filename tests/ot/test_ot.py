@@ -1,0 +1,166 @@
+"""Sinkhorn and Sinkhorn–Newton–Sparse against POT, ott-jax, dense Newton and closed forms.
+
+Oracles: POT ``ot.sinkhorn(method="sinkhorn_log")`` and ott-jax 0.6.0's Sinkhorn (plans), dense
+Newton (``density=1.0``) for SNS at small ε, ``ot.emd`` (the ε → 0 limit), the envelope formula
+``∇_x reg_cost = 2(diag(P1)x − Py)`` for squared-Euclidean costs, central finite differences in
+float64, and unrolled differentiation through a fixed number of sweeps.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import ot
+import pytest
+from ott.geometry import geometry
+from ott.problems.linear import linear_problem
+from ott.solvers.linear import sinkhorn as ott_sinkhorn
+
+from jaxopt_papers.implicit import RESULTS
+from jaxopt_papers.ot import lp_cost, sinkhorn, sinkhorn_newton_sparse, squared_euclidean
+
+RNG = np.random.default_rng(0)
+N, M = 40, 30
+XS = RNG.normal(size=(N, 2))
+YS = RNG.normal(size=(M, 2)) * 0.5 + 1.0
+COST = np.asarray(squared_euclidean(jnp.asarray(XS), jnp.asarray(YS)))
+A = RNG.uniform(0.5, 1.5, size=N)
+A /= A.sum()
+B = np.full(M, 1.0 / M)
+EPS = 0.1 * COST.mean()
+RUNTIME_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)
+
+
+def pot_plan(cost, a, b, eps):
+    return ot.sinkhorn(a, b, cost, reg=eps, method="sinkhorn_log", stopThr=1e-14,
+                       numItermax=1_000_000)  # fmt: skip
+
+
+@pytest.mark.parametrize("solver", ["sinkhorn", "sns-dense", "sns"])
+def test_plans_match_pot_and_ott(solver):
+    if solver == "sinkhorn":
+        res = sinkhorn(COST, A, B, EPS, tol=1e-12)
+    else:
+        density = 1.0 if solver == "sns-dense" else None
+        res = sinkhorn_newton_sparse(COST, A, B, EPS, tol=1e-12, density=density)
+    assert res.result == RESULTS.successful and float(res.error) <= 1e-12
+    np.testing.assert_allclose(res.plan, pot_plan(COST, A, B, EPS), atol=1e-12)
+    geom = geometry.Geometry(cost_matrix=jnp.asarray(COST), epsilon=EPS)
+    out = ott_sinkhorn.Sinkhorn(threshold=1e-13, max_iterations=100_000)(
+        linear_problem.LinearProblem(geom, jnp.asarray(A), jnp.asarray(B))
+    )
+    np.testing.assert_allclose(res.plan, out.matrix, atol=1e-11)
+    # ott's entropy is relative to a⊗b: its reg_ot_cost is larger by ε(H(a) + H(b)).
+    entropies = -np.sum(A * np.log(A)) - np.sum(B * np.log(B))
+    np.testing.assert_allclose(res.reg_cost + EPS * entropies, out.reg_ot_cost, rtol=1e-10)
+    np.testing.assert_allclose(res.transport_cost, np.sum(COST * out.matrix), rtol=1e-10)
+    # gauge: Σf = Σg, and f ⊕ g equals ott's (the gauge-invariant combination)
+    np.testing.assert_allclose(jnp.sum(res.f), jnp.sum(res.g), atol=1e-10)
+    np.testing.assert_allclose(res.f[:, None] + res.g[None], out.f[:, None] + out.g[None],
+                               atol=1e-9)  # fmt: skip
+
+
+def test_float32_is_stable_at_small_epsilon():
+    cost32 = COST.astype(np.float32)
+    # Round-off floor of the marginals in float32: ~ max|C|/ε · eps ≈ 1e-5 here.
+    res = sinkhorn(cost32, A.astype(np.float32), B.astype(np.float32), 0.01 * COST.mean(),
+                   tol=1e-4, max_steps=20_000)  # fmt: skip
+    assert res.result == RESULTS.successful and float(res.error) < 1e-4
+    assert res.plan.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(res.plan)))
+    ref = pot_plan(COST, A, B, 0.01 * COST.mean())
+    np.testing.assert_allclose(res.plan, ref, atol=1e-4)
+
+
+def test_sns_on_the_papers_random_assignment_problem():
+    """n = 200, C ~ U[0, 1], η = 1200: tens of Newton steps, like dense Newton, to 1e-11."""
+    n = 200
+    cost = np.random.default_rng(1).uniform(size=(n, n))
+    a = np.full(n, 1.0 / n)
+    sparse = sinkhorn_newton_sparse(cost, a, a, 1 / 1200, tol=1e-11)
+    dense = sinkhorn_newton_sparse(cost, a, a, 1 / 1200, tol=1e-11, density=1.0)
+    assert int(sparse.num_sinkhorn_steps) == 20
+    assert int(sparse.num_newton_steps) <= 40
+    assert abs(int(sparse.num_newton_steps) - int(dense.num_newton_steps)) <= 5
+    np.testing.assert_allclose(sparse.plan, dense.plan, atol=1e-11)
+    # Sinkhorn is nowhere near after 40 times as many sweeps.
+    slow = sinkhorn(cost, a, a, 1 / 1200, tol=1e-11, max_steps=2000, throw=False)
+    assert slow.result == RESULTS.max_steps_reached and float(slow.error) > 1e-6
+    # ε → 0: the entropic cost approaches the exact OT cost (ot.emd).
+    exact = float(np.sum(ot.emd(a, a, cost) * cost))
+    assert exact <= float(sparse.transport_cost) <= exact + 0.01
+
+
+def test_envelope_gradient_wrt_points_and_finite_differences():
+    x, y = jnp.asarray(XS), jnp.asarray(YS)
+
+    def reg_cost(x):
+        return sinkhorn(squared_euclidean(x, y), A, B, EPS, tol=1e-13).reg_cost
+
+    g = jax.grad(reg_cost)(x)
+    plan = sinkhorn(squared_euclidean(x, y), A, B, EPS, tol=1e-13).plan
+    envelope = 2 * (plan.sum(1)[:, None] * x - plan @ y)
+    np.testing.assert_allclose(g, envelope, rtol=1e-9, atol=1e-12)
+    d = jnp.asarray(RNG.normal(size=x.shape))
+    h = 1e-5
+    fd = (reg_cost(x + h * d) - reg_cost(x - h * d)) / (2 * h)
+    np.testing.assert_allclose(jnp.vdot(g, d), fd, rtol=1e-7)
+
+
+@pytest.mark.parametrize("solver", ["sinkhorn", "sns"])
+def test_implicit_gradient_of_transport_cost_vs_unrolled_and_fd(solver):
+    """⟨C, P⟩ depends on the plan: its gradient needs the implicit function theorem."""
+    x, y = jnp.asarray(XS), jnp.asarray(YS)
+    w = jnp.asarray(RNG.normal(size=(N, M)))
+
+    def loss(x, which=solver):
+        cost = squared_euclidean(x, y)
+        if which == "sinkhorn":
+            res = sinkhorn(cost, A, B, EPS, tol=1e-13)
+        elif which == "unrolled":
+            res = sinkhorn(cost, A, B, EPS, max_steps=3000, fixed_steps=True, implicit_diff=False)
+        else:
+            res = sinkhorn_newton_sparse(cost, A, B, EPS, tol=1e-13, density=1.0)
+        return res.transport_cost + jnp.sum(w * res.plan)
+
+    g = jax.grad(loss)(x)
+    np.testing.assert_allclose(g, jax.grad(lambda x: loss(x, "unrolled"))(x), rtol=1e-7,
+                               atol=1e-10)  # fmt: skip
+    d = jnp.asarray(RNG.normal(size=x.shape))
+    h = 1e-5
+    fd = (loss(x + h * d) - loss(x - h * d)) / (2 * h)
+    np.testing.assert_allclose(jnp.vdot(g, d), fd, rtol=1e-6)
+    # forward mode agrees with reverse mode
+    np.testing.assert_allclose(jax.jvp(loss, (x,), (d,))[1], jnp.vdot(g, d), rtol=1e-9)
+
+
+def test_fixed_steps_vmap_over_epsilon_and_jit():
+    eps = jnp.asarray([0.5, 1.0, 2.0]) * EPS
+    run = jax.jit(jax.vmap(lambda e: sinkhorn(COST, A, B, e, max_steps=2000, fixed_steps=True,
+                                              throw=False).plan))  # fmt: skip
+    plans = run(eps)
+    for i, e in enumerate(np.asarray(eps)):
+        np.testing.assert_allclose(plans[i], pot_plan(COST, A, B, float(e)), atol=1e-10)
+
+
+def test_l1_ground_cost_matches_pot():
+    cost = np.asarray(lp_cost(jnp.asarray(XS), jnp.asarray(YS), 1.0))
+    np.testing.assert_allclose(cost, ot.dist(XS, YS, metric="cityblock"), rtol=1e-12)
+    res = sinkhorn(cost, A, B, 0.1 * cost.mean(), tol=1e-12)
+    np.testing.assert_allclose(res.plan, pot_plan(cost, A, B, 0.1 * cost.mean()), atol=1e-12)
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="`a` and `b` must have shapes"):
+        sinkhorn(COST, A[:-1], B, EPS)
+    with pytest.raises(ValueError, match="`a` must be finite and positive"):
+        sinkhorn(COST, -A, B, EPS)
+    with pytest.raises(ValueError, match="same total mass"):
+        sinkhorn(COST, A, 2 * B, EPS)
+    with pytest.raises(ValueError, match="`cost` has non-finite entries"):
+        sinkhorn(np.where(COST > 1, np.inf, COST), A, B, EPS)
+    with pytest.raises(ValueError, match="`epsilon` must be a positive scalar"):
+        sinkhorn_newton_sparse(COST, A, B, 0.0)
+    with pytest.raises(ValueError, match="`x` and `y` must be point clouds"):
+        squared_euclidean(jnp.ones((3, 2)), jnp.ones((3, 3)))
+    with pytest.raises(RUNTIME_ERRORS, match="Increase `max_steps`"):
+        sinkhorn(COST, A, B, 1e-3 * EPS, max_steps=5).plan.block_until_ready()
