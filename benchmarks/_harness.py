@@ -187,3 +187,18 @@ def update_readme(section: str, content: str, path: pathlib.Path = README) -> No
     else:
         text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
     path.write_text(text)
+
+
+def readme_targets(section: str, out: pathlib.Path, readme: pathlib.Path | None) -> list:
+    """Where a benchmark writes its ``section`` table: ``readme`` if given; else, when results go
+    to ``benchmarks/results``, ``benchmarks/README.md`` and the project README if it has the
+    section's markers; otherwise nowhere."""
+    if readme is not None:
+        return [readme]
+    if out.resolve() != RESULTS_DIR.resolve():
+        return []
+    targets = [README]
+    top = RESULTS_DIR.parents[1] / "README.md"
+    if top.exists() and f"<!-- begin:{section} -->" in top.read_text():
+        targets.append(top)
+    return targets

@@ -675,12 +675,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     plot(results, png_path)
     print(f"\nwrote {json_path} and {png_path}")
 
-    readmes = [args.readme] if args.readme is not None else []
-    if args.readme is None and args.out.resolve() == H.RESULTS_DIR.resolve():
-        readmes = [H.README]
-        top = H.RESULTS_DIR.parents[1] / "README.md"  # the project README, if it has the markers
-        if top.exists() and "<!-- begin:ot -->" in top.read_text():
-            readmes.append(top)
+    readmes = H.readme_targets("ot", args.out, args.readme)
     env = payload["environment"]
     load = env["load_average"]
     header = (
