@@ -16,7 +16,10 @@ Solvers (``solver=``):
 - any ``lineax.AbstractLinearSolver`` instance;
 - any jaxopt-style callable ``solve(matvec, b) -> x`` (for example
   ``functools.partial(jaxopt.linear_solve.solve_cg, tol=1e-10)``): the migration path, and the hook
-  for the recycling Krylov solver.
+  for the recycling Krylov solver. A callable may also return ``(x, stats)`` with a dict whose
+  ``success``/``num_steps`` entries are used and whose other entries (e.g. the recycle state of
+  :class:`jaxopt_papers.linear.RecyclingSolve`) are passed on in the stats of ``root_vjp``/
+  ``root_jvp``.
 
 ``ridge`` solves ``(A + ridge·I) x = b`` instead (for singular or nearly singular ``A``).
 
@@ -172,6 +175,7 @@ class LinearSolve(eqx.Module):
             return jax.tree.map(lambda au, uu: au + ridge * uu, matvec(u), u)
 
         solver = self._lineax_solver(b, size, dtype, symmetric)
+        extra: dict[str, Any] = {}
         iterative = isinstance(solver, _ITERATIVE)
         if isinstance(solver, lx.AbstractLinearSolver):
             spd = isinstance(solver, (lx.CG, lx.Cholesky))
@@ -184,8 +188,10 @@ class LinearSolve(eqx.Module):
             num_steps = jnp.asarray(sol.stats.get("num_steps", -1))
         else:
             x = solver(op, b)
-            ok = jnp.asarray(True)
-            num_steps = jnp.asarray(-1)
+            if isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], dict):
+                x, extra = x  # a callable may return (x, stats), e.g. a recycle state
+            ok = jnp.asarray(extra.pop("success", True))
+            num_steps = jnp.asarray(extra.pop("num_steps", -1))
         if report_residual or not iterative:
             r = jax.tree.map(jnp.subtract, op(x), b)
             b_norm = optax.tree.norm(b)
@@ -199,7 +205,8 @@ class LinearSolve(eqx.Module):
             x = eqx.error_if(x, ~success, _FAILURE)
         else:
             x = jax.tree.map(lambda v: jnp.where(success, v, jnp.nan), x)
-        return x, {"residual": residual, "num_steps": num_steps, "success": success}
+        stats = {"residual": residual, "num_steps": num_steps, "success": success}
+        return x, stats | extra
 
 
 def as_linear_solve(solve: Any, *, owner: str = "custom_root") -> LinearSolve:
