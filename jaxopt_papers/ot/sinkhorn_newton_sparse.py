@@ -171,29 +171,40 @@ def newton_step(z: _Point, cost, a, b, epsilon, tol, k: int, cg_max_steps: int, 
     df, cg_steps = _pcg(schur, rhs, lambda r: r / rows, rtol, cg_max_steps)
     dg = (epsilon * grad_g - pt_mv(df)) / cols
 
-    d0 = a @ z.f + b @ z.g - epsilon * jnp.sum(plan)
+    d0 = a @ z.f + b @ z.g - epsilon * jnp.sum(rows)
     slope = grad_f @ df + grad_g @ dg
     roundoff = 1e-13 * jnp.abs(d0)
 
-    def accepted(alpha):
+    def accepted(alpha, plan=None):
         f, g = z.f + alpha * df, z.g + alpha * dg
-        d = a @ f + b @ g - epsilon * jnp.sum(jnp.exp(dual.log_plan(f, g, cost, epsilon)))
+        plan = jnp.exp(dual.log_plan(f, g, cost, epsilon)) if plan is None else plan
+        d = a @ f + b @ g - epsilon * jnp.sum(plan)
         return (d >= d0 + 1e-4 * alpha * slope) | ((alpha == 1.0) & (jnp.abs(d - d0) <= roundoff))
 
-    # Only scalars are carried: a loop or branch carrying the plan costs XLA:CPU a copy of it.
-    alpha, ok, _ = jax.lax.while_loop(
-        lambda c: ~c[1] & (c[2] < _MAX_HALVINGS),
-        lambda c: (0.5 * c[0], accepted(0.5 * c[0]), c[2] + 1),
-        (jnp.ones((), cost.dtype), accepted(jnp.ones((), cost.dtype)), jnp.zeros((), jnp.int32)),
-    )
+    # The full step's plan is kept (it is the next point's when accepted, the common case); the
+    # halvings carry only scalars: a loop carrying the plan costs XLA:CPU a copy of it.
+    full_plan = jnp.exp(dual.log_plan(z.f + df, z.g + dg, cost, epsilon))
+    full_ok = accepted(jnp.ones((), cost.dtype), full_plan) & jnp.isfinite(slope)
 
-    def fallback(_):  # no ascent along Δ (round-off or a bad direction): a Sinkhorn sweep is one
-        f, g, _ = sweep(z.f, z.g, cost, a, b, epsilon)
-        return f, g
+    def damped(_):
+        alpha, ok, _ = jax.lax.while_loop(
+            lambda c: ~c[1] & (c[2] < _MAX_HALVINGS),
+            lambda c: (0.5 * c[0], accepted(0.5 * c[0]), c[2] + 1),
+            (jnp.ones((), cost.dtype), jnp.asarray(False), jnp.zeros((), jnp.int32)),
+        )
 
-    ok = ok & jnp.isfinite(slope)
-    f, g = jax.lax.cond(ok, lambda _: (z.f + alpha * df, z.g + alpha * dg), fallback, None)
-    return _point(f, g, cost, a, b, epsilon), cg_steps
+        def fallback(_):  # no ascent along Δ (round-off or a bad direction): a Sinkhorn sweep
+            f, g, _ = sweep(z.f, z.g, cost, a, b, epsilon)
+            return f, g
+
+        ok = ok & jnp.isfinite(slope)
+        f, g = jax.lax.cond(ok, lambda _: (z.f + alpha * df, z.g + alpha * dg), fallback, None)
+        return _point(f, g, cost, a, b, epsilon)
+
+    def full(_):
+        return _point(z.f + df, z.g + dg, cost, a, b, epsilon, full_plan)
+
+    return jax.lax.cond(full_ok, full, damped, None), cg_steps
 
 
 _MAX_HALVINGS = 30
