@@ -15,9 +15,16 @@ import pytest
 from ott.geometry import geometry
 from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
+from scipy.spatial.distance import cdist
 
 from jaxopt_papers.implicit import RESULTS
-from jaxopt_papers.ot import lp_cost, sinkhorn, sinkhorn_newton_sparse, squared_euclidean
+from jaxopt_papers.ot import (
+    euclidean,
+    lp_cost,
+    sinkhorn,
+    sinkhorn_newton_sparse,
+    squared_euclidean,
+)
 
 RNG = np.random.default_rng(0)
 N, M = 40, 30
@@ -29,6 +36,13 @@ A /= A.sum()
 B = np.full(M, 1.0 / M)
 EPS = 0.1 * COST.mean()
 RUNTIME_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)
+
+
+def gauss_clouds_cost(n, seed):
+    """Squared-Euclidean cost between N(0, I₂) and N(1, 0.5² I₂) clouds (the benchmark's)."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(n, 2)), 1.0 + 0.5 * rng.normal(size=(n, 2))
+    return np.asarray(squared_euclidean(jnp.asarray(x), jnp.asarray(y)))
 
 
 def pot_plan(cost, a, b, eps):
@@ -143,8 +157,13 @@ def test_fixed_steps_vmap_over_epsilon_and_jit():
 
 
 def test_l1_ground_cost_matches_pot():
-    cost = np.asarray(lp_cost(jnp.asarray(XS), jnp.asarray(YS), 1.0))
+    x, y = jnp.asarray(XS), jnp.asarray(YS)
+    cost = np.asarray(lp_cost(x, y, 1.0))
     np.testing.assert_allclose(cost, ot.dist(XS, YS, metric="cityblock"), rtol=1e-12)
+    np.testing.assert_allclose(squared_euclidean(x, y), cdist(XS, YS, "sqeuclidean"), rtol=1e-12)
+    np.testing.assert_allclose(euclidean(x, y), cdist(XS, YS), rtol=1e-12)
+    np.testing.assert_allclose(lp_cost(x, y, 3.0), cdist(XS, YS, "minkowski", p=3.0) ** 3,
+                               rtol=1e-12)  # fmt: skip
     res = sinkhorn(cost, A, B, 0.1 * cost.mean(), tol=1e-12)
     np.testing.assert_allclose(res.plan, pot_plan(cost, A, B, 0.1 * cost.mean()), atol=1e-12)
 
@@ -170,10 +189,8 @@ def test_sns_uses_the_full_hessian_when_the_plan_is_not_sparse():
     """Gaussian clouds at ε = 1e-2·mean C: the top 16 entries of a row hold well under 99% of its
     mass, so the Newton stage falls back to the full Hessian and converges like dense Newton;
     always sparsifying (the paper's rule, ``min_kept_mass=0``) only converges linearly."""
-    rng = np.random.default_rng(3)
     n = 300
-    cost = np.asarray(squared_euclidean(jnp.asarray(rng.normal(size=(n, 2))),
-                                        jnp.asarray(1.0 + 0.5 * rng.normal(size=(n, 2)))))  # fmt: skip
+    cost = gauss_clouds_cost(n, seed=3)
     a = np.full(n, 1.0 / n)
     eps = 1e-2 * cost.mean()
     default = sinkhorn_newton_sparse(cost, a, a, eps, tol=1e-10)
@@ -191,10 +208,8 @@ def test_epsilon_scaling_converges_where_the_papers_schedule_stalls():
     """ε = 1e-3·mean C: Newton from 20 sweeps is still in its damped phase after 60 steps; with a
     coarser first stage (ε-scaling) it converges in tens of steps, to the same plan whatever the
     number of stages, and the cost sits just above the exact OT cost (``ot.emd``)."""
-    rng = np.random.default_rng(3)
     n = 300
-    cost = np.asarray(squared_euclidean(jnp.asarray(rng.normal(size=(n, 2))),
-                                        jnp.asarray(1.0 + 0.5 * rng.normal(size=(n, 2)))))  # fmt: skip
+    cost = gauss_clouds_cost(n, seed=3)
     a = np.full(n, 1.0 / n)
     eps = 1e-3 * cost.mean()
     kw = dict(tol=1e-10, max_newton_steps=60)
