@@ -62,6 +62,12 @@ class RESULTS(eqx.Enumeration):
         "for NaN/inf at the initial point, and if the iterates diverged use a smaller "
         "`stepsize` (or `stepsize=None` for backtracking)."
     )
+    stagnation = (
+        "The linear solver stagnated: a whole restart cycle did not reduce the residual. `A` may "
+        "be singular or the preconditioner harmful; try a larger `restart`, a different "
+        "preconditioner, or check `A` and `b`. Pass `throw=False` to get the last iterate with "
+        "this result code instead."
+    )
 
 
 class Solution(eqx.Module):

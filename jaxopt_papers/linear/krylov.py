@@ -1,0 +1,425 @@
+"""Krylov solvers under ``jit``: CG, restarted GMRES(m) and GCRO-DR(m, k) with recycling.
+
+**GMRES(m)** (Saad & Schultz 1986): cycles of ``m`` Arnoldi steps from the true residual
+``r = b − Ax``; the basis is orthogonalised by classical Gram–Schmidt with one
+re-orthogonalisation pass (CGS2), the least-squares problem ``min ‖βe₁ − H̄y‖`` is kept in
+triangular form by Givens rotations, whose last entry ``|g_{j+1}|`` is the residual norm: a cycle
+stops as soon as it is ``≤ tol·‖b‖`` (as PETSc and scipy do), and the true residual is checked
+before the next cycle.
+
+**GCRO-DR(m, k)** (Parks, de Sturler, Mackey, Johnson & Maiti, SIAM J. Sci. Comput. 2006; the
+solver of the SKR paper, Wang et al. ICLR 2024, with PETSc/HPDDM's ``m = 40``, ``k = 20``). A
+recycled subspace ``U`` (``n × k``) is carried from one system to the next:
+
+1. with ``U`` from the previous system: ``AU = QR``, ``C = Q``, ``U ← UR⁻¹`` (so ``AU = C``,
+   ``CᵀC = I``), ``x += UCᵀr``, ``r −= CCᵀr``;
+2. each cycle: ``m − k`` Arnoldi steps of ``(I − CCᵀ)A`` from ``r/‖r‖`` give
+   ``AV = CB + V₊H̄`` with ``B = CᵀAV``; the least-squares problem over ``span[U, V]`` splits into
+   the GMRES problem ``min ‖βe₁ − H̄y‖`` and ``y_U = −D⁻¹By`` (``D`` scales ``U`` to unit
+   columns), so ``x += Vy − U(By)``;
+3. new ``U``: the ``k`` harmonic Ritz vectors of smallest harmonic Ritz value,
+   ``GᵀG z = θ GᵀŴᵀV̂ z`` with ``V̂ = [UD, V]``, ``Ŵ = [C, V₊]``, ``G = [[D, B], [0, H̄]]``;
+   ``Ỹ = V̂P``, ``GP = QR``, ``C = ŴQ``, ``U = ỸR⁻¹``.
+
+Without a recycle state the first cycle is a GMRES(m) cycle (``k`` columns of zeros). The state
+keeps ``U`` only; ``C`` is recomputed from the next system's ``A`` (step 1), which may differ.
+
+Preconditioning is on the right (``AM⁻¹y = b``, ``x = M⁻¹y``), so ``tol`` is on the true relative
+residual ``‖b − Ax‖/‖b‖`` for every method. ``num_matvecs`` counts every product with ``A``: the
+Arnoldi steps, the true residual at the start of each cycle and at the end, and ``AU`` (``k``
+products) when a recycle state is used.
+
+Differences from the reference code (PETSc/HPDDM): HPDDM orthogonalises by CGS or MGS with
+optional re-orthogonalisation and updates the recycled space by the same generalised
+eigenproblem; here CGS2 always, and the eigenproblem is solved as the standard one
+``(GᵀG)⁻¹GᵀŴᵀV̂`` (largest ``|1/θ|``); with the ``k`` smallest ``|θ|`` a complex-conjugate pair
+contributes its real and imaginary parts. PETSc's matvec count does not include the residual
+checks. ``eig`` runs on the host (``pure_callback``) off CPU, where XLA has no ``eig``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_papers import _validation as V
+from jaxopt_papers.implicit.solver import RESULTS
+from jaxopt_papers.linear._operators import as_operator
+
+__all__ = ["KrylovResult", "RecycleState", "cg", "gcrodr", "gmres"]
+
+
+class RecycleState(eqx.Module):
+    """GCRO-DR's recycled subspace: ``U`` ``(n, k)`` and whether it holds one (``valid``)."""
+
+    U: jax.Array
+    valid: jax.Array
+
+    @classmethod
+    def empty(cls, n: int, k: int, dtype: Any = float) -> RecycleState:
+        return cls(jnp.zeros((n, k), dtype), jnp.asarray(False))
+
+
+class KrylovResult(eqx.Module):
+    """``x``; ``num_matvecs`` (products with ``A``); ``residual`` (``‖b − Ax‖/‖b‖``, recomputed
+    from ``x``); ``result`` (:class:`~jaxopt_papers.implicit.RESULTS`); ``state`` (GCRO-DR's
+    :class:`RecycleState` for the next system, else ``None``)."""
+
+    x: jax.Array
+    num_matvecs: jax.Array
+    residual: jax.Array
+    result: RESULTS
+    state: RecycleState | None = None
+
+
+_FAILURE = {
+    "max": "raise `max_steps`, loosen `tol`, or add a preconditioner (e.g. jacobi(A))",
+    "stagnation": "the residual stopped decreasing (A may be singular or the preconditioner bad)",
+}
+
+
+def _prepare(owner, A, b, x0, tol, max_steps, preconditioner):
+    b = jnp.asarray(b)
+    if b.ndim != 1:
+        raise ValueError(f"{owner}: `b` must be a vector (n,), got shape {b.shape}.")
+    if not jnp.issubdtype(b.dtype, jnp.inexact):
+        b = b.astype(float)
+    op = as_operator(A, b.shape[0], owner=owner)
+    if op.n != b.shape[0]:
+        raise ValueError(f"{owner}: `A` is {op.n}x{op.n} but `b` has shape {b.shape}.")
+    x0 = jnp.zeros_like(b) if x0 is None else jnp.asarray(x0, b.dtype)
+    if x0.shape != b.shape:
+        raise ValueError(f"{owner}: `x0` must have the shape of `b` {b.shape}, got {x0.shape}.")
+    V.check_real(owner, "tol", tol, low=0.0, low_open=True)
+    max_steps = min(10 * op.n, 10_000) if max_steps is None else max_steps
+    V.check_int(owner, "max_steps", max_steps, low=1)
+    if preconditioner is not None and not callable(preconditioner):
+        raise TypeError(
+            f"{owner}: `preconditioner` must be a callable r -> M^-1 r or None, got "
+            f"{type(preconditioner).__name__}."
+        )
+    precond = (lambda r: r) if preconditioner is None else preconditioner
+    return op, b, x0, jnp.asarray(tol, jnp.finfo(b.dtype).dtype), max_steps, precond
+
+
+def _finish(owner, op, b, x, num_matvecs, code, throw, state=None) -> KrylovResult:
+    b_norm = jnp.linalg.norm(b)
+    residual = jnp.linalg.norm(b - op.mv(x)) / jnp.where(b_norm > 0, b_norm, 1.0)
+    code = RESULTS.where(jnp.isfinite(residual), code, RESULTS.nonfinite)
+    if throw:
+        x = code.error_if(x, code != RESULTS.successful)
+    return KrylovResult(x, num_matvecs + 1, residual, code, state)
+
+
+# ----------------------------------------------------------------------------------- Arnoldi
+
+
+class _Cycle(eqx.Module):
+    V: jax.Array  # (m + 1, n) orthonormal rows (unused rows 0)
+    H: jax.Array  # (m + 1, m) Hessenberg H̄
+    B: jax.Array  # (k, m) Cᵀ A V
+    R: jax.Array  # (m + 1, m) H̄ rotated to upper triangular
+    g: jax.Array  # (m + 1,) rotated β e₁
+    cs: jax.Array
+    sn: jax.Array
+    steps: jax.Array  # Arnoldi steps done
+
+
+def _arnoldi(apply, C, r, beta, m, allowed, target) -> _Cycle:
+    """Up to ``allowed`` (≤ m) steps of Arnoldi on ``(I − CᵀC)·apply`` from ``r/β`` (``C``:
+    ``(k, n)`` orthonormal rows), stopping once the least-squares residual is ``≤ target``."""
+    n, dtype = r.shape[0], r.dtype
+    k = C.shape[0]
+    V0 = jnp.zeros((m + 1, n), dtype).at[0].set(r / beta)
+    init = _Cycle(
+        V0, jnp.zeros((m + 1, m), dtype), jnp.zeros((k, m), dtype), jnp.zeros((m + 1, m), dtype),
+        jnp.zeros(m + 1, dtype).at[0].set(beta), jnp.ones(m, dtype), jnp.zeros(m, dtype),
+        jnp.zeros((), jnp.int32),
+    )  # fmt: skip
+
+    def cond(c: _Cycle) -> jax.Array:
+        j = c.steps
+        return (j < allowed) & (jnp.abs(c.g[j]) > target)
+
+    def body(c: _Cycle) -> _Cycle:
+        j = c.steps
+        w = apply(c.V[j])
+        # CGS2: two passes against C and V (unused rows of V are zero).
+        bc, h = C @ w, c.V @ w
+        w = w - bc @ C - h @ c.V
+        bc2, h2 = C @ w, c.V @ w
+        w = w - bc2 @ C - h2 @ c.V
+        bc, h = bc + bc2, h + h2
+        norm = jnp.linalg.norm(w)
+        breakdown = norm <= 1e-14 * jnp.linalg.norm(h)
+        v_next = jnp.where(breakdown, 0.0, w / jnp.where(breakdown, 1.0, norm))
+        col = h.at[j + 1].set(jnp.where(breakdown, 0.0, norm))
+
+        def rotate(i, col):
+            a, b_ = col[i], col[i + 1]
+            return (
+                col.at[i].set(c.cs[i] * a + c.sn[i] * b_).at[i + 1].set(-c.sn[i] * a + c.cs[i] * b_)
+            )
+
+        rcol = jax.lax.fori_loop(0, j, rotate, col)
+        a, b_ = rcol[j], rcol[j + 1]
+        rho = jnp.hypot(a, b_)
+        cs = jnp.where(rho > 0, a / jnp.where(rho > 0, rho, 1.0), 1.0)
+        sn = jnp.where(rho > 0, b_ / jnp.where(rho > 0, rho, 1.0), 0.0)
+        rcol = rcol.at[j].set(rho).at[j + 1].set(0.0)
+        g = c.g.at[j + 1].set(-sn * c.g[j]).at[j].set(cs * c.g[j])
+        # A breakdown makes the residual exact: zero it so that the cycle ends.
+        g = jnp.where(breakdown, g.at[j + 1].set(0.0), g)
+        return _Cycle(
+            c.V.at[j + 1].set(v_next), c.H.at[:, j].set(col), c.B.at[:, j].set(bc),
+            c.R.at[:, j].set(rcol), g, c.cs.at[j].set(cs), c.sn.at[j].set(sn), j + 1,
+        )  # fmt: skip
+
+    return jax.lax.while_loop(cond, body, init)
+
+
+def _ls_solution(c: _Cycle, m: int) -> jax.Array:
+    """``y`` of ``min ‖βe₁ − H̄y‖`` over the steps done (zero beyond them)."""
+    used = jnp.arange(m) < c.steps
+    T = jnp.where(used[:, None] & used[None, :], c.R[:m], 0.0) + jnp.diag(jnp.where(used, 0.0, 1.0))
+    return jax.scipy.linalg.solve_triangular(T, jnp.where(used, c.g[:m], 0.0), lower=False)
+
+
+# ------------------------------------------------------------------------------------ GMRES
+
+
+@eqx.filter_jit
+def _gmres(op, b, x0, tol, max_steps, precond, m):
+    b_norm = jnp.linalg.norm(b)
+    target = tol * b_norm
+
+    def apply(v):
+        return op.mv(precond(v))
+
+    def cond(c):
+        _, _, rnorm, mv, stalled = c
+        return (rnorm > target) & (mv < max_steps) & ~stalled & jnp.isfinite(rnorm)
+
+    def body(c):
+        x, r, rnorm, mv, _ = c
+        cyc = _arnoldi(apply, jnp.zeros((0, b.shape[0]), b.dtype), r, rnorm, m,
+                       jnp.minimum(m, max_steps - mv), target)  # fmt: skip
+        y = _ls_solution(cyc, m)
+        x = x + precond(y @ cyc.V[:m])
+        r = b - op.mv(x)
+        new = jnp.linalg.norm(r)
+        return x, r, new, mv + cyc.steps + 1, new >= rnorm
+
+    r0 = b - op.mv(x0)
+    x, _, rnorm, mv, stalled = jax.lax.while_loop(
+        cond, body, (x0, r0, jnp.linalg.norm(r0), jnp.ones((), jnp.int32), jnp.asarray(False))
+    )
+    return x, mv, _code(rnorm, target, stalled)
+
+
+def _code(rnorm, target, stalled):
+    code = RESULTS.where(rnorm <= target, RESULTS.successful, RESULTS.max_steps_reached)
+    return RESULTS.where((rnorm > target) & stalled, RESULTS.stagnation, code)
+
+
+def gmres(
+    A: Any,
+    b: Any,
+    x0: Any = None,
+    *,
+    restart: int = 40,
+    tol: float = 1e-8,
+    max_steps: int | None = None,
+    preconditioner: Callable | None = None,
+    throw: bool = True,
+) -> KrylovResult:
+    """Restarted GMRES(``restart``) until ``‖b − Ax‖ ≤ tol·‖b‖`` (module docstring).
+
+    ``max_steps``: cap on products with ``A`` (default ``min(10n, 10000)``, PETSc's cap)."""
+    op, b, x0, tol, max_steps, precond = _prepare("gmres", A, b, x0, tol, max_steps,
+                                                  preconditioner)  # fmt: skip
+    V.check_int("gmres", "restart", restart, low=1)
+    x, mv, code = _gmres(op, b, x0, tol, max_steps, precond, min(restart, op.n))
+    return _finish("gmres", op, b, x, mv, code, throw)
+
+
+# -------------------------------------------------------------------------------------- CG
+
+
+@eqx.filter_jit
+def _cg(op, b, x0, tol, max_steps, precond):
+    target = tol * jnp.linalg.norm(b)
+    r = b - op.mv(x0)
+    z = precond(r)
+
+    def cond(c):
+        _, r, _, _, mv = c
+        rnorm = jnp.linalg.norm(r)
+        return (rnorm > target) & (mv < max_steps) & jnp.isfinite(rnorm)
+
+    def body(c):
+        x, r, p, rz, mv = c
+        q = op.mv(p)
+        alpha = rz / (p @ q)
+        x, r = x + alpha * p, r - alpha * q
+        z = precond(r)
+        rz_new = r @ z
+        return x, r, z + (rz_new / rz) * p, rz_new, mv + 1
+
+    x, r, _, _, mv = jax.lax.while_loop(cond, body, (x0, r, z, r @ z, jnp.ones((), jnp.int32)))
+    rnorm = jnp.linalg.norm(r)
+    return x, mv, _code(rnorm, target, jnp.asarray(False))
+
+
+def cg(
+    A: Any,
+    b: Any,
+    x0: Any = None,
+    *,
+    tol: float = 1e-8,
+    max_steps: int | None = None,
+    preconditioner: Callable | None = None,
+    throw: bool = True,
+) -> KrylovResult:
+    """Preconditioned conjugate gradients for symmetric positive definite ``A`` (and ``M``)."""
+    op, b, x0, tol, max_steps, precond = _prepare("cg", A, b, x0, tol, max_steps, preconditioner)
+    x, mv, code = _cg(op, b, x0, tol, max_steps, precond)
+    return _finish("cg", op, b, x, mv, code, throw)
+
+
+# ----------------------------------------------------------------------------------- GCRO-DR
+
+
+def _eig(M: jax.Array) -> tuple[jax.Array, jax.Array]:
+    if jax.default_backend() == "cpu":
+        return jnp.linalg.eig(M)
+    ctype = jnp.result_type(M.dtype, jnp.complex64)
+    shapes = (jax.ShapeDtypeStruct(M.shape[:1], ctype), jax.ShapeDtypeStruct(M.shape, ctype))
+    return jax.pure_callback(
+        lambda a: tuple(x.astype(ctype) for x in np.linalg.eig(a)), shapes, M
+    )  # fmt: skip
+
+
+def _harmonic_ritz(G: jax.Array, WV: jax.Array, k: int) -> jax.Array:
+    """``(k+m, k)`` real basis of the ``k`` harmonic Ritz vectors of smallest ``|θ|`` for
+    ``GᵀG z = θ GᵀWV z`` (as the largest ``|μ|`` of ``(GᵀG)⁻¹GᵀWV``, ``μ = 1/θ``)."""
+    gram = G.T @ G
+    scale = jnp.max(jnp.abs(jnp.diag(gram)))
+    gram = gram + 1e-14 * scale * jnp.eye(gram.shape[0], dtype=gram.dtype)
+    mu, Z = _eig(jnp.linalg.solve(gram, G.T @ WV))
+    idx = jnp.argsort(-jnp.abs(mu))[:k]
+    mu, Z = mu[idx], Z[:, idx]
+    # A complex pair's real and imaginary parts span its invariant subspace.
+    return jnp.where(jnp.imag(mu)[None, :] >= 0, jnp.real(Z), jnp.imag(Z))
+
+
+@eqx.filter_jit
+def _gcrodr(op, b, x0, tol, max_steps, precond, m, k, U0, valid0):
+    dtype = b.dtype
+    target = tol * jnp.linalg.norm(b)
+
+    def apply(v):
+        return op.mv(precond(v))
+
+    x = x0
+    r = b - op.mv(x)
+    mv = jnp.ones((), jnp.int32)
+
+    # 1. Recycle: AU = QR, C = Q, U ← UR⁻¹ (rows: U and C are stored (k, n)).
+    Ut = U0.T
+    AU = jax.vmap(apply)(Ut)
+    Q, R = jnp.linalg.qr(AU.T)
+    diag = jnp.abs(jnp.diag(R))
+    ok = valid0 & jnp.all(diag > 1e-10 * jnp.max(diag)) & jnp.all(jnp.isfinite(R))
+    mv = mv + jnp.where(valid0, k, 0)
+    safe_R = jnp.where(ok, R, jnp.eye(k, dtype=dtype))
+    C = jnp.where(ok, Q.T, 0.0)
+    Ut = jnp.where(ok, jax.scipy.linalg.solve_triangular(safe_R.T, Ut, lower=True), 0.0)
+    cr = C @ r
+    x = x + precond(cr @ Ut)
+    r = r - cr @ C
+
+    def cond(c):
+        _, r, _, _, mv, _, stalled = c
+        rnorm = jnp.linalg.norm(r)
+        return (rnorm > target) & (mv < max_steps) & ~stalled & jnp.isfinite(rnorm)
+
+    def body(c):
+        x, r, Ut, C, mv, valid, _ = c
+        rnorm = jnp.linalg.norm(r)
+        allowed = jnp.minimum(jnp.where(valid, m - k, m), max_steps - mv)
+        cyc = _arnoldi(apply, C, r, rnorm, m, allowed, target)
+        y = _ls_solution(cyc, m)
+        x = x + precond(y @ cyc.V[:m] - (cyc.B @ y) @ Ut)
+        r_new = b - op.mv(x)
+        # New recycled space from this cycle (harmonic Ritz, module docstring step 3).
+        u_norm = jnp.linalg.norm(Ut, axis=1)
+        d = jnp.where(u_norm > 0, 1.0 / jnp.where(u_norm > 0, u_norm, 1.0), 1.0)
+        Us = Ut * jnp.where(u_norm > 0, d, 0.0)[:, None]
+        used = jnp.arange(m) < cyc.steps
+        Hbar = cyc.H + jnp.diag(jnp.where(used, 0.0, 1.0), k=-1)[: m + 1, :m]
+        G = jnp.block([[jnp.diag(d), cyc.B], [jnp.zeros((m + 1, k), dtype), Hbar]])
+        WV = jnp.block([
+            [C @ Us.T, jnp.zeros((k, m), dtype)],
+            [cyc.V @ Us.T, jnp.eye(m + 1, m, dtype=dtype) * used[None, :]],
+        ])  # fmt: skip
+        P = _harmonic_ritz(G, WV, k)
+        Y = P.T @ jnp.concatenate([Us, cyc.V[:m] * used[:, None]])
+        Qn, Rn = jnp.linalg.qr(G @ P)
+        rdiag = jnp.abs(jnp.diag(Rn))
+        good = jnp.all(rdiag > 1e-12 * jnp.max(rdiag)) & jnp.all(jnp.isfinite(Rn))
+        Rn = jnp.where(good, Rn, jnp.eye(k, dtype=dtype))
+        C_new = Qn.T @ jnp.concatenate([C, cyc.V])
+        U_new = jax.scipy.linalg.solve_triangular(Rn.T, Y, lower=True)
+        Ut, C = jnp.where(good, U_new, Ut), jnp.where(good, C_new, C)
+        stalled = jnp.linalg.norm(r_new) >= rnorm
+        return x, r_new, Ut, C, mv + cyc.steps + 1, valid | good, stalled
+
+    init = (x, r, Ut, C, mv, ok, jnp.asarray(False))
+    x, r, Ut, _, mv, valid, stalled = jax.lax.while_loop(cond, body, init)
+    code = _code(jnp.linalg.norm(r), target, stalled)
+    return x, mv, code, RecycleState(Ut.T, valid & jnp.any(Ut != 0))
+
+
+def gcrodr(
+    A: Any,
+    b: Any,
+    x0: Any = None,
+    *,
+    restart: int = 40,
+    recycle: int = 20,
+    tol: float = 1e-8,
+    max_steps: int | None = None,
+    state: RecycleState | None = None,
+    preconditioner: Callable | None = None,
+    throw: bool = True,
+) -> KrylovResult:
+    """GCRO-DR(``restart``, ``recycle``) from an optional recycle ``state`` (module docstring).
+
+    Returns the new state in ``.state``: pass it to the next, similar, system."""
+    owner = "gcrodr"
+    op, b, x0, tol, max_steps, precond = _prepare(owner, A, b, x0, tol, max_steps,
+                                                  preconditioner)  # fmt: skip
+    V.check_int(owner, "restart", restart, low=2)
+    V.check_int(owner, "recycle", recycle, low=1)
+    m = min(restart, op.n)
+    if recycle >= m:
+        raise ValueError(
+            f"{owner}: `recycle` must be smaller than `restart` (and n), got recycle={recycle}, "
+            f"restart={restart}, n={op.n}."
+        )
+    if state is None:
+        state = RecycleState.empty(op.n, recycle, b.dtype)
+    if state.U.shape != (op.n, recycle):
+        raise ValueError(
+            f"{owner}: `state.U` must have shape (n, recycle) = {(op.n, recycle)}, got "
+            f"{state.U.shape}."
+        )
+    x, mv, code, new_state = _gcrodr(op, b, x0, tol, max_steps, precond, m, recycle,
+                                     state.U.astype(b.dtype), state.valid)  # fmt: skip
+    return _finish(owner, op, b, x, mv, code, throw, new_state)
