@@ -149,12 +149,20 @@ def _arnoldi(apply, C, r, beta, m, allowed, target) -> _Cycle:
     def body(c: _Cycle) -> _Cycle:
         j = c.steps
         w = apply(c.V[j])
-        # CGS2: two passes against C and V (unused rows of V are zero).
+        # Classical Gram–Schmidt against C and V (unused rows of V are zero), repeated once when
+        # the norm dropped by more than 1/√2 (Daniel–Gragg–Kaufman–Stewart).
+        w_norm = jnp.linalg.norm(w)
         bc, h = C @ w, c.V @ w
         w = w - bc @ C - h @ c.V
-        bc2, h2 = C @ w, c.V @ w
-        w = w - bc2 @ C - h2 @ c.V
-        bc, h = bc + bc2, h + h2
+
+        def again(args):
+            w, bc, h = args
+            bc2, h2 = C @ w, c.V @ w
+            return w - bc2 @ C - h2 @ c.V, bc + bc2, h + h2
+
+        w, bc, h = jax.lax.cond(
+            jnp.linalg.norm(w) < 0.7071 * w_norm, again, lambda a: a, (w, bc, h)
+        )
         norm = jnp.linalg.norm(w)
         breakdown = norm <= 1e-14 * jnp.linalg.norm(h)
         v_next = jnp.where(breakdown, 0.0, w / jnp.where(breakdown, 1.0, norm))
@@ -321,6 +329,7 @@ def _harmonic_ritz(G: jax.Array, WV: jax.Array, k: int) -> jax.Array:
 @eqx.filter_jit
 def _gcrodr(op, b, x0, tol, max_steps, precond, m, k, U0, valid0):
     dtype = b.dtype
+    s = m - k  # Arnoldi steps per cycle
     target = tol * jnp.linalg.norm(b)
 
     def apply(v):
@@ -352,29 +361,30 @@ def _gcrodr(op, b, x0, tol, max_steps, precond, m, k, U0, valid0):
     def body(c):
         x, r, Ut, C, mv, valid, _ = c
         rnorm = jnp.linalg.norm(r)
-        allowed = jnp.minimum(jnp.where(valid, m - k, m), max_steps - mv)
-        cyc = _arnoldi(apply, C, r, rnorm, m, allowed, target)
-        y = _ls_solution(cyc, m)
-        x = x + precond(y @ cyc.V[:m] - (cyc.B @ y) @ Ut)
+        allowed = jnp.minimum(s, max_steps - mv)
+        cyc = _arnoldi(apply, C, r, rnorm, s, allowed, target)
+        y = _ls_solution(cyc, s)
+        x = x + precond(y @ cyc.V[:s] - (cyc.B @ y) @ Ut)
         r_new = b - op.mv(x)
         # New recycled space from this cycle (harmonic Ritz, module docstring step 3).
         u_norm = jnp.linalg.norm(Ut, axis=1)
         d = jnp.where(u_norm > 0, 1.0 / jnp.where(u_norm > 0, u_norm, 1.0), 1.0)
         Us = Ut * jnp.where(u_norm > 0, d, 0.0)[:, None]
-        used = jnp.arange(m) < cyc.steps
-        Hbar = cyc.H + jnp.diag(jnp.where(used, 0.0, 1.0), k=-1)[: m + 1, :m]
-        G = jnp.block([[jnp.diag(d), cyc.B], [jnp.zeros((m + 1, k), dtype), Hbar]])
+        used = jnp.arange(s) < cyc.steps
+        Vs = cyc.V[:s] * used[:, None]
+        Hbar = cyc.H + jnp.diag(jnp.where(used, 0.0, 1.0), k=-1)[: s + 1, :s]
+        G = jnp.block([[jnp.diag(d), cyc.B], [jnp.zeros((s + 1, k), dtype), Hbar]])
         WV = jnp.block([
-            [C @ Us.T, jnp.zeros((k, m), dtype)],
-            [cyc.V @ Us.T, jnp.eye(m + 1, m, dtype=dtype) * used[None, :]],
+            [C @ Us.T, jnp.zeros((k, s), dtype)],
+            [cyc.V @ Us.T, jnp.eye(s + 1, s, dtype=dtype) * used[None, :]],
         ])  # fmt: skip
         P = _harmonic_ritz(G, WV, k)
-        Y = P.T @ jnp.concatenate([Us, cyc.V[:m] * used[:, None]])
+        Y = P[:k].T @ Us + P[k:].T @ Vs
         Qn, Rn = jnp.linalg.qr(G @ P)
         rdiag = jnp.abs(jnp.diag(Rn))
         good = jnp.all(rdiag > 1e-12 * jnp.max(rdiag)) & jnp.all(jnp.isfinite(Rn))
         Rn = jnp.where(good, Rn, jnp.eye(k, dtype=dtype))
-        C_new = Qn.T @ jnp.concatenate([C, cyc.V])
+        C_new = Qn[:k].T @ C + Qn[k:].T @ cyc.V
         U_new = jax.scipy.linalg.solve_triangular(Rn.T, Y, lower=True)
         Ut, C = jnp.where(good, U_new, Ut), jnp.where(good, C_new, C)
         stalled = jnp.linalg.norm(r_new) >= rnorm
