@@ -35,6 +35,7 @@ lint: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/optimizers.py $(ARGS)
 	$(PY) benchmarks/implicit.py $(ARGS)
+	$(PY) benchmarks/ot.py $(ARGS)
 
 ## Regenerate golden trajectories (needs the oracle extra: torch + torch-optimizer + pytorch-optimizer).
 golden: $(VENV)/.test-installed

@@ -215,6 +215,9 @@ def test_tour_quick(tmp_path):
     assert "first-order" in out and "optax.adam" in out and "test accuracy" in out
     assert (tmp_path / "tour" / "hypergradient.png").stat().st_size > 10_000
     assert "implicit (ours)" in out and "central differences" in out
+    assert (tmp_path / "tour" / "optimal_transport.png").stat().st_size > 10_000
+    sns_row = next(line for line in out.splitlines() if line.startswith("Sinkhorn–Newton–Sparse"))
+    assert "Newton" in sns_row and float(sns_row.split()[-3]) <= 1e-9  # the L1 error column
 
 
 def test_benchmark_quick(tmp_path):
@@ -266,3 +269,22 @@ def test_implicit_benchmark_quick(tmp_path):
             prob["exact_hypergrad"]
         ), name
         assert ours["hyper_median_ms"] > 0 and ours["hyper_compile_s"] > 0
+
+
+def test_ot_benchmark_quick(tmp_path):
+    """The OT benchmark runs; its errors are recomputed from the plans, and SNS's gap shows."""
+    script = ROOT / "benchmarks" / "ot.py"
+    out = _run([str(script), "--quick", "--out", str(tmp_path)], cwd=tmp_path)
+    assert "Optimal transport" in out and (tmp_path / "ot.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "ot.json").read_text())
+    assert data["quick"] is True
+    for inst in data["results"]:
+        methods = inst["methods"]
+        for name, row in methods.items():
+            assert row["reached"] == (row["error"] <= inst["target"]), name
+        sns, ours, ott = methods["ours SNS"], methods["ours Sinkhorn"], methods["ott Sinkhorn"]
+        assert sns["reached"] and 0 < sns["newton_steps"] <= 30
+        # Same algorithm, same metric: our Sinkhorn and ott's agree on where they stop.
+        assert abs(ours["error"] - ott["error"]) <= 1e-3 * max(ours["error"], 1e-12) + 1e-12
+        if inst["eps_over_mean_cost"] <= 0.011:
+            assert ours["iterations"] >= 100 * sns["newton_steps"]
