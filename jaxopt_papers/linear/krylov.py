@@ -3,9 +3,9 @@
 **GMRES(m)** (Saad & Schultz 1986): cycles of ``m`` Arnoldi steps from the true residual
 ``r = b − Ax``; the basis is orthogonalised by classical Gram–Schmidt with one
 re-orthogonalisation pass (CGS2), the least-squares problem ``min ‖βe₁ − H̄y‖`` is kept in
-triangular form by Givens rotations, whose last entry ``|g_{j+1}|`` is the residual norm: a cycle
-stops as soon as it is ``≤ tol·‖b‖`` (as PETSc and scipy do), and the true residual is checked
-before the next cycle.
+residual norm is tracked by the left null vector of ``H̄`` (one dot product per step): a cycle
+stops as soon as it is ``≤ tol·‖b‖`` (as PETSc and scipy do), the small problem is solved by QR,
+and the true residual is checked before the next cycle.
 
 **GCRO-DR(m, k)** (Parks, de Sturler, Mackey, Johnson & Maiti, SIAM J. Sci. Comput. 2006; the
 solver of the SKR paper, Wang et al. ICLR 2024, with PETSc/HPDDM's ``m = 40``, ``k = 20``). A
@@ -123,28 +123,27 @@ class _Cycle(eqx.Module):
     V: jax.Array  # (m + 1, n) orthonormal rows (unused rows 0)
     H: jax.Array  # (m + 1, m) Hessenberg H̄
     B: jax.Array  # (k, m) Cᵀ A V
-    R: jax.Array  # (m + 1, m) H̄ rotated to upper triangular
-    g: jax.Array  # (m + 1,) rotated β e₁
-    cs: jax.Array
-    sn: jax.Array
+    u: jax.Array  # (m + 1,) left null vector of H̄: ‖βe₁ − H̄y‖_min = β / ‖u‖
     steps: jax.Array  # Arnoldi steps done
 
 
 def _arnoldi(apply, C, r, beta, m, allowed, target) -> _Cycle:
     """Up to ``allowed`` (≤ m) steps of Arnoldi on ``(I − CᵀC)·apply`` from ``r/β`` (``C``:
-    ``(k, n)`` orthonormal rows), stopping once the least-squares residual is ``≤ target``."""
+    ``(k, n)`` orthonormal rows), stopping once the least-squares residual is ``≤ target``.
+
+    The residual of ``min ‖βe₁ − H̄_j y‖`` is ``β/‖u‖`` with ``H̄_jᵀu = 0``, ``u₀ = 1``, built one
+    entry per step (``u_{j+1} = −H̄[:j+1, j]·u[:j+1] / h_{j+1,j}``): a dot product instead of
+    ``j`` sequential Givens rotations, which inside XLA's loop cost more than the product."""
     n, dtype = r.shape[0], r.dtype
     k = C.shape[0]
     V0 = jnp.zeros((m + 1, n), dtype).at[0].set(r / beta)
     init = _Cycle(
-        V0, jnp.zeros((m + 1, m), dtype), jnp.zeros((k, m), dtype), jnp.zeros((m + 1, m), dtype),
-        jnp.zeros(m + 1, dtype).at[0].set(beta), jnp.ones(m, dtype), jnp.zeros(m, dtype),
-        jnp.zeros((), jnp.int32),
+        V0, jnp.zeros((m + 1, m), dtype), jnp.zeros((k, m), dtype),
+        jnp.zeros(m + 1, dtype).at[0].set(1.0), jnp.zeros((), jnp.int32),
     )  # fmt: skip
 
     def cond(c: _Cycle) -> jax.Array:
-        j = c.steps
-        return (j < allowed) & (jnp.abs(c.g[j]) > target)
+        return (c.steps < allowed) & (beta > target * jnp.linalg.norm(c.u))
 
     def body(c: _Cycle) -> _Cycle:
         j = c.steps
@@ -165,37 +164,26 @@ def _arnoldi(apply, C, r, beta, m, allowed, target) -> _Cycle:
         )
         norm = jnp.linalg.norm(w)
         breakdown = norm <= 1e-14 * jnp.linalg.norm(h)
-        v_next = jnp.where(breakdown, 0.0, w / jnp.where(breakdown, 1.0, norm))
+        safe = jnp.where(breakdown, 1.0, norm)
+        v_next = jnp.where(breakdown, 0.0, w / safe)
         col = h.at[j + 1].set(jnp.where(breakdown, 0.0, norm))
-
-        def rotate(i, col):
-            a, b_ = col[i], col[i + 1]
-            return (
-                col.at[i].set(c.cs[i] * a + c.sn[i] * b_).at[i + 1].set(-c.sn[i] * a + c.cs[i] * b_)
-            )
-
-        rcol = jax.lax.fori_loop(0, j, rotate, col)
-        a, b_ = rcol[j], rcol[j + 1]
-        rho = jnp.hypot(a, b_)
-        cs = jnp.where(rho > 0, a / jnp.where(rho > 0, rho, 1.0), 1.0)
-        sn = jnp.where(rho > 0, b_ / jnp.where(rho > 0, rho, 1.0), 0.0)
-        rcol = rcol.at[j].set(rho).at[j + 1].set(0.0)
-        g = c.g.at[j + 1].set(-sn * c.g[j]).at[j].set(cs * c.g[j])
-        # A breakdown makes the residual exact: zero it so that the cycle ends.
-        g = jnp.where(breakdown, g.at[j + 1].set(0.0), g)
+        # A breakdown makes the residual exact (zero): an infinite u ends the cycle.
+        u_next = jnp.where(breakdown, jnp.inf, -(h @ c.u) / safe)
         return _Cycle(
             c.V.at[j + 1].set(v_next), c.H.at[:, j].set(col), c.B.at[:, j].set(bc),
-            c.R.at[:, j].set(rcol), g, c.cs.at[j].set(cs), c.sn.at[j].set(sn), j + 1,
+            c.u.at[j + 1].set(u_next), j + 1,
         )  # fmt: skip
 
     return jax.lax.while_loop(cond, body, init)
 
 
-def _ls_solution(c: _Cycle, m: int) -> jax.Array:
-    """``y`` of ``min ‖βe₁ − H̄y‖`` over the steps done (zero beyond them)."""
+def _ls_solution(c: _Cycle, beta: jax.Array, m: int) -> jax.Array:
+    """``y`` of ``min ‖βe₁ − H̄y‖`` over the steps done (zero beyond them), by QR."""
     used = jnp.arange(m) < c.steps
-    T = jnp.where(used[:, None] & used[None, :], c.R[:m], 0.0) + jnp.diag(jnp.where(used, 0.0, 1.0))
-    return jax.scipy.linalg.solve_triangular(T, jnp.where(used, c.g[:m], 0.0), lower=False)
+    # Unused columns become e_{i+1} (rows with a zero right-hand side): their y is 0.
+    H = jnp.where(used[None, :], c.H, 0.0) + jnp.diag(jnp.where(used, 0.0, 1.0), k=-1)[:, :m]
+    Q, R = jnp.linalg.qr(H)
+    return jax.scipy.linalg.solve_triangular(R, beta * Q[0], lower=False)
 
 
 # ------------------------------------------------------------------------------------ GMRES
@@ -217,7 +205,7 @@ def _gmres(op, b, x0, tol, max_steps, precond, m):
         x, r, rnorm, mv, _ = c
         cyc = _arnoldi(apply, jnp.zeros((0, b.shape[0]), b.dtype), r, rnorm, m,
                        jnp.minimum(m, max_steps - mv), target)  # fmt: skip
-        y = _ls_solution(cyc, m)
+        y = _ls_solution(cyc, rnorm, m)
         x = x + precond(y @ cyc.V[:m])
         r = b - op.mv(x)
         new = jnp.linalg.norm(r)
@@ -363,7 +351,7 @@ def _gcrodr(op, b, x0, tol, max_steps, precond, m, k, U0, valid0):
         rnorm = jnp.linalg.norm(r)
         allowed = jnp.minimum(s, max_steps - mv)
         cyc = _arnoldi(apply, C, r, rnorm, s, allowed, target)
-        y = _ls_solution(cyc, s)
+        y = _ls_solution(cyc, rnorm, s)
         x = x + precond(y @ cyc.V[:s] - (cyc.B @ y) @ Ut)
         r_new = b - op.mv(x)
         # New recycled space from this cycle (harmonic Ritz, module docstring step 3).
