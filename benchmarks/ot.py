@@ -694,7 +694,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{payload['total_s']:.0f} s in all._\n"
     )
     for readme in readmes:
-        H.update_readme("ot", header + "\n" + content, readme)
+        # The project README gets the headline; benchmarks/README.md the full table.
+        top = readme.resolve() != H.README.resolve()
+        link = "\n\nFull table: [benchmarks/README.md](benchmarks/README.md)."
+        body = head + link if top else content
+        H.update_readme("ot", header + "\n" + body, readme)
         print(f"table written to {readme}")
     print(f"total {payload['total_s']:.1f} s")
     return payload
