@@ -223,3 +223,27 @@ def test_epsilon_scaling_converges_where_the_papers_schedule_stalls():
     assert exact <= float(two.transport_cost) <= exact * 1.01
     with pytest.raises(ValueError, match="epsilon_stages"):
         sinkhorn_newton_sparse(cost, a, a, eps, epsilon_stages=0)
+
+
+@pytest.mark.parametrize("solver", ["sinkhorn", "sns"])
+def test_jit_equals_eager_and_new_epsilon_or_tol_does_not_retrace(solver, monkeypatch):
+    """The shared solver invariants for the OT solvers (functions, not IterativeSolvers)."""
+    from jaxopt_papers.ot import dual
+
+    traces = {"count": 0}
+    finish = dual.finish
+
+    def counting_finish(*args, **kwargs):
+        traces["count"] += 1  # runs once per trace of the compiled solver
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(dual, "finish", counting_finish)
+    fn = sinkhorn if solver == "sinkhorn" else sinkhorn_newton_sparse
+    first = fn(COST, A, B, EPS, tol=1e-10)
+    count = traces["count"]
+    for eps, tol in ((1.3 * EPS, 1e-10), (0.8 * EPS, 1e-9)):
+        again = fn(COST, A, B, eps, tol=tol)
+        assert float(again.error) <= tol
+    assert traces["count"] == count  # same shapes and dtypes: no new trace
+    jitted = jax.jit(lambda c: fn(c, A, B, EPS, tol=1e-10).plan)(jnp.asarray(COST))
+    np.testing.assert_allclose(jitted, first.plan, rtol=1e-10, atol=1e-14)
