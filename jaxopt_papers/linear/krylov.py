@@ -78,6 +78,10 @@ class KrylovResult(eqx.Module):
     state: RecycleState | None = None
 
 
+def _identity(r: jax.Array) -> jax.Array:
+    return r
+
+
 def _prepare(owner, A, b, x0, tol, max_steps, preconditioner):
     b = jnp.asarray(b)
     if b.ndim != 1:
@@ -98,7 +102,7 @@ def _prepare(owner, A, b, x0, tol, max_steps, preconditioner):
             f"{owner}: `preconditioner` must be a callable r -> M^-1 r or None, got "
             f"{type(preconditioner).__name__}."
         )
-    precond = (lambda r: r) if preconditioner is None else preconditioner
+    precond = _identity if preconditioner is None else preconditioner
     return op, b, x0, jnp.asarray(tol, jnp.finfo(b.dtype).dtype), max_steps, precond
 
 

@@ -221,3 +221,25 @@ def test_bad_input_and_result_codes():
     assert sing.result == RESULTS.stagnation
     zero = gmres(A, np.zeros(4))
     assert zero.result == RESULTS.successful and not np.any(np.asarray(zero.x))
+
+
+def test_a_new_system_of_the_same_shape_does_not_recompile(small_darcy, monkeypatch):
+    from jaxopt_papers.linear import krylov
+
+    traces = {"count": 0}
+    arnoldi = krylov._arnoldi
+
+    def counting(*args, **kwargs):
+        traces["count"] += 1  # runs once per trace
+        return arnoldi(*args, **kwargs)
+
+    monkeypatch.setattr(krylov, "_arnoldi", counting)
+    for fn in (gmres, gcrodr):
+        fn(small_darcy.operators[0], small_darcy.rhs[0], tol=1e-8)
+        count = traces["count"]
+        state = None
+        for i in (1, 2):
+            kw = {"state": state} if fn is gcrodr else {}
+            res = fn(small_darcy.operators[i], small_darcy.rhs[i] * i, tol=1e-7 * i, **kw)
+            state = getattr(res, "state", None)
+        assert traces["count"] == count, fn.__name__
