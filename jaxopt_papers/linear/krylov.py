@@ -362,13 +362,16 @@ def _gcrodr(op, b, x0, tol, max_steps, precond, m, k, U0, valid0, reorth):
             [cyc.V @ Us.T, jnp.eye(s + 1, s, dtype=dtype) * used[None, :]],
         ])  # fmt: skip
         P = _harmonic_ritz(G, WV, k)
-        Y = P[:k].T @ Us + P[k:].T @ Vs
         Qn, Rn = jnp.linalg.qr(G @ P)
         rdiag = jnp.abs(jnp.diag(Rn))
         good = jnp.all(rdiag > 1e-12 * jnp.max(rdiag)) & jnp.all(jnp.isfinite(Rn))
         Rn = jnp.where(good, Rn, jnp.eye(k, dtype=dtype))
         C_new = Qn[:k].T @ C + Qn[k:].T @ cyc.V
-        U_new = jax.scipy.linalg.solve_triangular(Rn.T, Y, lower=True)
+        # U = ỸR⁻¹ with Ỹ = V̂P: fold R⁻¹ into the small (k+s) × k factor first, so that the
+        # n-long rows are touched by one product (a triangular solve with n right-hand sides
+        # and the product Ỹ each cost more than it).
+        F = jax.scipy.linalg.solve_triangular(Rn.T, P.T, lower=True)  # (k, k + s)
+        U_new = F[:, :k] @ Us + F[:, k:] @ Vs
         Ut, C = jnp.where(good, U_new, Ut), jnp.where(good, C_new, C)
         stalled = jnp.linalg.norm(r_new) >= rnorm
         return x, r_new, Ut, C, mv + cyc.steps + 1, valid | good, stalled
