@@ -126,47 +126,82 @@ class _Cycle(eqx.Module):
     steps: jax.Array  # Arnoldi steps done
 
 
+_BLOCK = 8  # rows of V per stage of the blocked Arnoldi loop
+
+
 def _arnoldi(apply, C, r, beta, m, allowed, target, reorthogonalize: bool = False) -> _Cycle:
     """Up to ``allowed`` (≤ m) steps of Arnoldi on ``(I − CᵀC)·apply`` from ``r/β`` (``C``:
     ``(k, n)`` orthonormal rows), stopping once the least-squares residual is ``≤ target``.
 
     The residual of ``min ‖βe₁ − H̄_j y‖`` is ``β/‖u‖`` with ``H̄_jᵀu = 0``, ``u₀ = 1``, built one
     entry per step (``u_{j+1} = −H̄[:j+1, j]·u[:j+1] / h_{j+1,j}``): a dot product instead of
-    ``j`` sequential Givens rotations, which inside XLA's loop cost more than the product."""
+    ``j`` sequential Givens rotations, which inside XLA's loop cost more than the product.
+
+    Gram–Schmidt is memory-bound (two passes over the basis per step), so the basis is built in
+    blocks of ``_BLOCK`` rows, one ``while_loop`` per block: step ``j`` reads the finished blocks
+    and the current one, never the zero rows of the blocks still to come (with one loop over a
+    zero-padded ``(m+1, n)`` basis, a quarter of every pass read zeros)."""
     n, dtype = r.shape[0], r.dtype
     k = C.shape[0]
-    V0 = jnp.zeros((m + 1, n), dtype).at[0].set(r / beta)
-    init = _Cycle(
-        V0, jnp.zeros((m + 1, m), dtype), jnp.zeros((k, m), dtype),
-        jnp.zeros(m + 1, dtype).at[0].set(1.0), jnp.zeros((), jnp.int32),
-    )  # fmt: skip
+    bs = _BLOCK
+    finished: list[jax.Array] = []
+    cur = jnp.zeros((bs + 1, n), dtype).at[0].set(r / beta)
+    H = jnp.zeros((m + 1, m), dtype)
+    B = jnp.zeros((k, m), dtype)
+    u = jnp.zeros(m + 1, dtype).at[0].set(1.0)
+    steps = jnp.zeros((), jnp.int32)
 
-    def cond(c: _Cycle) -> jax.Array:
-        return (c.steps < allowed) & (beta > target * jnp.linalg.norm(c.u))
+    for start in range(0, m, bs):
+        stop = min(start + bs, m)
+        done = tuple(finished)
 
-    def body(c: _Cycle) -> _Cycle:
-        j = c.steps
-        w = apply(c.V[j])
-        # Classical Gram–Schmidt against C and V (unused rows of V are zero); with
-        # `reorthogonalize`, a second pass (CGS2). PETSc's default is one pass.
-        bc, h = C @ w, c.V @ w
-        w = w - bc @ C - h @ c.V
-        if reorthogonalize:
-            bc2, h2 = C @ w, c.V @ w
-            w, bc, h = w - bc2 @ C - h2 @ c.V, bc + bc2, h + h2
-        norm = jnp.linalg.norm(w)
-        breakdown = norm <= 1e-14 * jnp.linalg.norm(h)
-        safe = jnp.where(breakdown, 1.0, norm)
-        v_next = jnp.where(breakdown, 0.0, w / safe)
-        col = h.at[j + 1].set(jnp.where(breakdown, 0.0, norm))
-        # A breakdown makes the residual exact (zero): an infinite u ends the cycle.
-        u_next = jnp.where(breakdown, jnp.inf, -(h @ c.u) / safe)
-        return _Cycle(
-            c.V.at[j + 1].set(v_next), c.H.at[:, j].set(col), c.B.at[:, j].set(bc),
-            c.u.at[j + 1].set(u_next), j + 1,
-        )  # fmt: skip
+        def cond(c, stop=stop):
+            _, _, _, u, j = c
+            return (j < jnp.minimum(allowed, stop)) & (beta > target * jnp.linalg.norm(u))
 
-    return jax.lax.while_loop(cond, body, init)
+        def body(c, start=start, done=done):
+            cur, H, B, u, j = c
+            w = apply(cur[j - start])
+
+            def project(w):
+                # Classical Gram–Schmidt against C, the finished blocks and the current one
+                # (its rows past j are zero).
+                bc, hs = C @ w, [Vb @ w for Vb in done] + [cur @ w]
+                w = w - bc @ C - sum(h @ Vb for h, Vb in zip(hs, [*done, cur], strict=True))
+                return w, bc, jnp.concatenate(hs)
+
+            w, bc, h = project(w)
+            if reorthogonalize:  # CGS2; PETSc's default is one pass
+                w, bc2, h2 = project(w)
+                bc, h = bc + bc2, h + h2
+            h = jnp.zeros(m + 1, dtype).at[: h.shape[0]].set(h[: m + 1])
+            norm = jnp.linalg.norm(w)
+            breakdown = norm <= 1e-14 * jnp.linalg.norm(h)
+            safe = jnp.where(breakdown, 1.0, norm)
+            v_next = jnp.where(breakdown, 0.0, w / safe)
+            col = h.at[j + 1].set(jnp.where(breakdown, 0.0, norm))
+            # A breakdown makes the residual exact (zero): an infinite u ends the cycle.
+            u_next = jnp.where(breakdown, jnp.inf, -(h @ u) / safe)
+            return (cur.at[j - start + 1].set(v_next), H.at[:, j].set(col),
+                    B.at[:, j].set(bc), u.at[j + 1].set(u_next), j + 1)  # fmt: skip
+
+        cur, H, B, u, steps = jax.lax.while_loop(cond, body, (cur, H, B, u, steps))
+        finished.append(cur[:bs])
+        cur = jnp.zeros((bs + 1, n), dtype).at[0].set(cur[bs])
+    V = jnp.concatenate([*finished, cur[:1]])[: m + 1]
+    return _Cycle(V, H, B, u, steps)
+
+
+def _pad(a: jax.Array) -> jax.Array:
+    """A zero coefficient for the basis' last row: ``_pad(y) @ V`` instead of ``y @ V[:m]``, whose
+    slice XLA copies (a pass over ``V``)."""
+    return jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, 1)])
+
+
+def _small(a: jax.Array) -> jax.Array:
+    """The small left factor of a product with n-long rows, materialised: XLA otherwise folds its
+    transpose into the product, which XLA:CPU then runs 2× slower."""
+    return jax.lax.optimization_barrier(a)
 
 
 def _ls_solution(c: _Cycle, beta: jax.Array, m: int) -> jax.Array:
@@ -198,7 +233,7 @@ def _gmres(op, b, x0, tol, max_steps, precond, m, reorth):
         cyc = _arnoldi(apply, jnp.zeros((0, b.shape[0]), b.dtype), r, rnorm, m,
                        jnp.minimum(m, max_steps - mv), target, reorth)  # fmt: skip
         y = _ls_solution(cyc, rnorm, m)
-        x = x + precond(y @ cyc.V[:m])
+        x = x + precond(_pad(y) @ cyc.V)
         r = b - op.mv(x)
         new = jnp.linalg.norm(r)
         return x, r, new, mv + cyc.steps + 1, new >= rnorm
@@ -335,49 +370,57 @@ def _gcrodr(op, b, x0, tol, max_steps, precond, m, k, U0, valid0, reorth):
     cr = C @ r
     x = x + precond(cr @ Ut)
     r = r - cr @ C
+    # The k × k products CUᵀ and UUᵀ are formed here once per system and then carried through
+    # the cycles by small algebra (step 3 below), so that a cycle touches the n-long rows of C
+    # and U only to update them.
+    CU, UU = C @ Ut.T, Ut @ Ut.T
 
     def cond(c):
-        _, r, _, _, mv, _, stalled = c
+        r, mv, stalled = c[1], c[6], c[8]
         rnorm = jnp.linalg.norm(r)
         return (rnorm > target) & (mv < max_steps) & ~stalled & jnp.isfinite(rnorm)
 
     def body(c):
-        x, r, Ut, C, mv, valid, _ = c
+        x, r, Ut, C, CU, UU, mv, valid, _ = c
         rnorm = jnp.linalg.norm(r)
         allowed = jnp.minimum(s, max_steps - mv)
         cyc = _arnoldi(apply, C, r, rnorm, s, allowed, target, reorth)
         y = _ls_solution(cyc, rnorm, s)
-        x = x + precond(y @ cyc.V[:s] - (cyc.B @ y) @ Ut)
+        x = x + precond(_pad(y) @ cyc.V - (cyc.B @ y) @ Ut)
         r_new = b - op.mv(x)
-        # New recycled space from this cycle (harmonic Ritz, module docstring step 3).
-        u_norm = jnp.linalg.norm(Ut, axis=1)
-        d = jnp.where(u_norm > 0, 1.0 / jnp.where(u_norm > 0, u_norm, 1.0), 1.0)
-        Us = Ut * jnp.where(u_norm > 0, d, 0.0)[:, None]
+        # New recycled space from this cycle (harmonic Ritz, module docstring step 3). D scales
+        # U to unit rows; it is folded into the small factors (Us = D·U is never formed).
+        u_sq = jnp.diag(UU)
+        d = jnp.where(u_sq > 0, jax.lax.rsqrt(jnp.where(u_sq > 0, u_sq, 1.0)), 1.0)
         used = jnp.arange(s) < cyc.steps
-        Vs = cyc.V[:s] * used[:, None]
+        eye_used = jnp.eye(s + 1, s, dtype=dtype) * used[None, :]
         Hbar = cyc.H + jnp.diag(jnp.where(used, 0.0, 1.0), k=-1)[: s + 1, :s]
         G = jnp.block([[jnp.diag(d), cyc.B], [jnp.zeros((s + 1, k), dtype), Hbar]])
-        WV = jnp.block([
-            [C @ Us.T, jnp.zeros((k, s), dtype)],
-            [cyc.V @ Us.T, jnp.eye(s + 1, s, dtype=dtype) * used[None, :]],
-        ])  # fmt: skip
+        VUs = (Ut @ cyc.V.T).T * d[None, :]  # V·Usᵀ, the one product with n-long rows here
+        WV = jnp.block([[CU * d[None, :], jnp.zeros((k, s), dtype)], [VUs, eye_used]])
         P = _harmonic_ritz(G, WV, k)
         Qn, Rn = jnp.linalg.qr(G @ P)
         rdiag = jnp.abs(jnp.diag(Rn))
         good = jnp.all(rdiag > 1e-12 * jnp.max(rdiag)) & jnp.all(jnp.isfinite(Rn))
         Rn = jnp.where(good, Rn, jnp.eye(k, dtype=dtype))
-        C_new = Qn[:k].T @ C + Qn[k:].T @ cyc.V
+        C_new = _small(Qn[:k].T) @ C + _small(Qn[k:].T) @ cyc.V
         # U = ỸR⁻¹ with Ỹ = V̂P: fold R⁻¹ into the small (k+s) × k factor first, so that the
         # n-long rows are touched by one product (a triangular solve with n right-hand sides
         # and the product Ỹ each cost more than it).
         F = jax.scipy.linalg.solve_triangular(Rn.T, P.T, lower=True)  # (k, k + s)
-        U_new = F[:, :k] @ Us + F[:, k:] @ Vs
-        Ut, C = jnp.where(good, U_new, Ut), jnp.where(good, C_new, C)
+        U_new = _small(F[:, :k] * d[None, :]) @ Ut + _small(_pad(F[:, k:] * used[None, :])) @ cyc.V
+        # C_new·U_newᵀ = Qᵀ(ŴV̂ᵀ)Fᵀ and U_new·U_newᵀ = F(V̂V̂ᵀ)Fᵀ, with ŴV̂ᵀ = WV and
+        # V̂V̂ᵀ = [[D·UUᵀ·D, (V_s·Usᵀ)ᵀ], [V_s·Usᵀ, I]].
+        VsUs = VUs[:s] * used[:, None]
+        gram = jnp.block([[UU * d[:, None] * d[None, :], VsUs.T], [VsUs, eye_used[:s]]])
+        CU_new, UU_new = Qn.T @ WV @ F.T, F @ gram @ F.T
+        keep = lambda new, old: jnp.where(good, new, old)
         stalled = jnp.linalg.norm(r_new) >= rnorm
-        return x, r_new, Ut, C, mv + cyc.steps + 1, valid | good, stalled
+        return (x, r_new, keep(U_new, Ut), keep(C_new, C), keep(CU_new, CU),
+                keep(UU_new, UU), mv + cyc.steps + 1, valid | good, stalled)  # fmt: skip
 
-    init = (x, r, Ut, C, mv, ok, jnp.asarray(False))
-    x, r, Ut, _, mv, valid, stalled = jax.lax.while_loop(cond, body, init)
+    init = (x, r, Ut, C, CU, UU, mv, ok, jnp.asarray(False))
+    x, r, Ut, _, _, _, mv, valid, stalled = jax.lax.while_loop(cond, body, init)
     code = _code(jnp.linalg.norm(r), target, stalled)
     return x, mv, code, RecycleState(Ut.T, valid & jnp.any(Ut != 0))
 
