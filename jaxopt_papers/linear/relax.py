@@ -1,0 +1,368 @@
+"""Learning to Relax (Khodak, Chow, Balcan & Talwalkar, ICLR 2024): choose SOR's ``ω`` online.
+
+A stream of SPD systems ``A_t x = b_t`` is solved by SOR, ``x ← x + M⁻¹(b − Ax)`` with
+``M = D/ω + L``, until ``‖r‖/‖r₀‖ < tol``; the cost of an instance is its number of iterations.
+``ω_t`` is chosen *before* the instance is solved, from past costs only:
+
+- :class:`TsallisINF` (bandit; regret against the best fixed ``ω`` in hindsight). Over the grid
+  ``linspace(1, 1.95, 20)``, with ``η_t = 2/√t``, play ``i ~ p`` where
+  ``p_i = 4(η(K_i/s − x))⁻²`` and the normaliser ``x`` comes from 20 Newton steps from
+  ``x = −1``; after cost ``ℓ``, ``K_i += (ℓ − 1)/p_i`` (the minimum cost is 1) and ``s`` is the
+  mean observed cost minus 1.
+- :class:`ChebCB` (contextual; regret against the instance-optimal ``ω``): the context is a
+  scalar (the reference experiments use the diagonal offset ``c`` of ``A_t = A + cI``). Each
+  action's cost is regressed on Chebyshev polynomials ``T_0..T_{m−1}`` of the rescaled context
+  (least squares, box-constrained when the plain solution leaves the box of decaying Chebyshev
+  coefficients), and the action is drawn by inverse-gap weighting (SquareCB):
+  ``p_i = 1/(d + η(ŷ_i − ŷ_min))`` for the non-greedy actions.
+- :class:`TsallisINFCB`: the context interval cut into bins, one Tsallis-INF per bin.
+
+:func:`sor` is the solver (``lax.while_loop`` over triangular solves); :func:`ssor_pcg` is CG
+preconditioned by SSOR; :func:`optimal_omega` is the asymptotically optimal
+``ω* = 1 + (β/(1 + √(1 − β²)))²`` with ``β = ρ(I − D⁻¹A)`` (consistently ordered matrices);
+:func:`shifted_laplacian_stream` generates the paper's instances.
+
+The learners are host-side Python objects with a numpy generator (the cost of an instance is
+known only after a solve, so the loop is sequential anyway): ``ω = learner.propose()``, solve,
+``learner.update(cost)``.
+
+Differences from the reference code (MATLAB, github.com/mkhodak/learning-to-relax): sampling uses
+numpy's generator, so trajectories match in distribution, not draw for draw. ChebCB's constrained
+least squares is scipy's ``lsq_linear`` (MATLAB: ``lsqlin``) and the unconstrained one is
+``numpy.linalg.lstsq`` (minimum norm, as ``lsqminnorm``). ``sor`` counts its iterations as the
+reference does (the solve of the first iteration is iteration 1) and also returns a result code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_papers import _validation as V
+from jaxopt_papers.implicit.solver import RESULTS
+from jaxopt_papers.linear import krylov
+from jaxopt_papers.linear.preconditioners import _check_omega, _matrix, _Triangular, ssor
+
+__all__ = [
+    "ChebCB",
+    "SORResult",
+    "TsallisINF",
+    "TsallisINFCB",
+    "optimal_omega",
+    "shifted_laplacian_stream",
+    "sor",
+    "ssor_pcg",
+]
+
+
+class SORResult(eqx.Module):
+    """``x``, iterations done (``num_steps``: the cost), relative residual, result code."""
+
+    x: jax.Array
+    num_steps: jax.Array
+    residual: jax.Array
+    result: Any
+
+
+@eqx.filter_jit
+def _sor(A, b, x0, omega, tol, max_steps):
+    M = _Triangular(A, omega, True)
+
+    def residual(x):
+        return b - (A.mv(x) if hasattr(A, "mv") else A @ x)
+
+    r0 = residual(x0)
+    norm0 = jnp.linalg.norm(r0)
+    target = tol * norm0
+
+    def cond(c):
+        _, r, k = c
+        nr = jnp.linalg.norm(r)
+        return (k < max_steps) & ((k == 0) | (nr >= target)) & jnp.isfinite(nr)
+
+    def body(c):
+        x, r, k = c
+        x = x + M.solve(r)
+        return x, residual(x), k + 1
+
+    x, r, k = jax.lax.while_loop(cond, body, (x0, r0, jnp.zeros((), jnp.int32)))
+    rel = jnp.linalg.norm(r) / jnp.where(norm0 > 0, norm0, 1.0)
+    code = RESULTS.where(rel < tol, RESULTS.successful, RESULTS.max_steps_reached)
+    code = RESULTS.where(jnp.isfinite(rel), code, RESULTS.nonfinite)
+    return x, k, rel, code
+
+
+def sor(
+    A: Any,
+    b: Any,
+    omega: float = 1.0,
+    x0: Any = None,
+    *,
+    tol: float = 1e-8,
+    max_steps: int = 10_000,
+    throw: bool = False,
+) -> SORResult:
+    """SOR with relaxation ``omega`` until ``‖b − Ax‖ < tol·‖b − Ax₀‖`` (at least one iteration,
+    at most ``max_steps``, the reference's 10,000). ``A``: dense or ``DiaMatrix`` (or small sparse).
+
+    A run that hits ``max_steps`` is a normal outcome in a tuning loop (its cost is the cap), so
+    ``throw`` is off by default; with ``throw=True`` it raises."""
+    owner = "sor"
+    M = _matrix(owner, A)
+    _check_omega(owner, omega)
+    V.check_int(owner, "max_steps", max_steps, low=1)
+    b = jnp.asarray(b)
+    n = M.shape[0]
+    if b.shape != (n,):
+        raise ValueError(f"{owner}: `b` must have shape ({n},) to match `A`, got {b.shape}.")
+    dtype = jnp.result_type(M.dtype, b.dtype)
+    x0 = jnp.zeros(n, dtype) if x0 is None else jnp.asarray(x0, dtype)
+    if x0.shape != (n,):
+        raise ValueError(f"{owner}: `x0` must have shape ({n},), got {x0.shape}.")
+    x, k, rel, code = _sor(M, b.astype(dtype), x0, jnp.asarray(omega, dtype),
+                           jnp.asarray(tol, dtype), max_steps)  # fmt: skip
+    if throw:
+        x = code.error_if(x, code != RESULTS.successful)
+    return SORResult(x, k, rel, code)
+
+
+def ssor_pcg(A: Any, b: Any, omega: float = 1.0, *, tol: float = 1e-8, max_steps: int = 10_000,
+             throw: bool = False) -> krylov.KrylovResult:  # fmt: skip
+    """CG preconditioned by SSOR(``omega``) (the reference's ``ssor_pcg``); the cost of an instance
+    is ``num_matvecs``."""
+    return krylov.cg(A, b, tol=tol, max_steps=max_steps, preconditioner=ssor(A, omega),
+                     throw=throw)  # fmt: skip
+
+
+def optimal_omega(A: Any) -> jax.Array:
+    """``ω* = 1 + (β/(1 + √(1 − β²)))²``, ``β = ρ(I − D⁻¹A)`` (Young's formula; dense
+    eigenvalues, so for moderate ``n``)."""
+    M = _matrix("optimal_omega", A)
+    dense = M.todense() if hasattr(M, "todense") else M
+    J = jnp.eye(dense.shape[0], dtype=dense.dtype) - dense / jnp.diagonal(dense)[:, None]
+    beta = jnp.max(jnp.abs(jnp.linalg.eigvals(J)))
+    return 1.0 + (beta / (1.0 + jnp.sqrt(jnp.maximum(1.0 - beta**2, 0.0)))) ** 2
+
+
+def shifted_laplacian_stream(
+    key: jax.Array, num: int, *, variance: str = "high", side: int = 10
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The reference's instances: ``A_t = A + c_t I`` with ``A`` the 5-point Laplacian on the
+    ``side × side`` interior of a square grid (MATLAB ``delsq(numgrid('S', side + 2))``),
+    ``c_t = −0.15 + 0.6·B`` with ``B ~ Beta(0.5, 1.5)`` (``variance="high"``) or ``Beta(2, 6)``
+    (``"low"``), as the reference's ``learning.m``, and
+    ``b_t`` standard Gaussian rejected until ``‖b‖ ≤ √n``.
+
+    Returns ``(A (n, n), c (num,), b (num, n))``; ``A + c[t]·I`` is instance ``t``."""
+    V.check_int("shifted_laplacian_stream", "num", num, low=1)
+    V.check_int("shifted_laplacian_stream", "side", side, low=2)
+    V.check_choice("shifted_laplacian_stream", "variance", variance, ("high", "low"))
+    n = side * side
+    t = jnp.eye(side) * 2 - jnp.eye(side, k=1) - jnp.eye(side, k=-1)
+    # numgrid('S') numbers the interior column by column; the 5-point Laplacian is the same
+    # matrix under either row- or column-major ordering of a square grid.
+    A = jnp.kron(jnp.eye(side), t) + jnp.kron(t, jnp.eye(side))
+    k_c, k_b = jax.random.split(key)
+    a, bb = (0.5, 1.5) if variance == "high" else (2.0, 6.0)
+    c = -0.15 + 0.6 * jax.random.beta(k_c, a, bb, (num,))
+
+    def draw(k):
+        def cond(s):
+            return jnp.linalg.norm(s[1]) > jnp.sqrt(n)
+
+        def body(s):
+            k, _ = s
+            k, sub = jax.random.split(k)
+            return k, jax.random.normal(sub, (n,))
+
+        k, sub = jax.random.split(k)
+        return jax.lax.while_loop(cond, body, (k, jax.random.normal(sub, (n,))))[1]
+
+    b = jax.vmap(draw)(jax.random.split(k_b, num))
+    return A, c, b
+
+
+# ------------------------------------------------------------------------------------ learners
+
+
+def _grid(owner: str, grid: Any) -> np.ndarray:
+    g = np.asarray(grid, float).reshape(-1)
+    if g.size < 2 or not np.all((g > 0) & (g < 2)):
+        raise ValueError(f"{owner}: `grid` must hold at least 2 values of ω in (0, 2), got {g}.")
+    return g
+
+
+def _check_cost(owner: str, cost: Any) -> float:
+    cost = float(cost)
+    if not np.isfinite(cost) or cost < 1:
+        raise ValueError(
+            f"{owner}.update: `cost` must be a finite iteration count ≥ 1, got {cost}."
+        )
+    return cost
+
+
+class TsallisINF:
+    """Tsallis-INF bandit over a grid of ``ω`` (module docstring). ``propose()`` then
+    ``update(cost)``, alternately."""
+
+    def __init__(self, grid: Any = None, *, seed: int = 0) -> None:
+        self.grid = _grid("TsallisINF", np.linspace(1.0, 1.95, 20) if grid is None else grid)
+        self.rng = np.random.default_rng(seed)
+        self.K = np.zeros(self.grid.size)  # importance-weighted cumulative costs (minus 1)
+        self.costs: list[float] = []
+        self.scale = 1.0
+        self.index: int | None = None
+        self.prob = 1.0
+
+    @property
+    def t(self) -> int:
+        return len(self.costs) + 1
+
+    def probabilities(self) -> np.ndarray:
+        eta = 2.0 / np.sqrt(self.t)
+        x = -1.0
+        for _ in range(20):
+            p = 4.0 * (eta * (self.K / self.scale - x)) ** -2.0
+            x = x - (p.sum() - 1.0) / (eta * (p**1.5).sum())
+        return p
+
+    def propose(self) -> float:
+        if self.index is not None:
+            raise RuntimeError("TsallisINF.propose: call update(cost) for the last proposal first.")
+        p = self.probabilities()
+        if np.all(np.isfinite(p)) and p.sum() > 0:
+            self.index = int(self.rng.choice(self.grid.size, p=p / p.sum()))
+            self.prob = float(p[self.index])
+        else:  # as the reference: fall back to uniform
+            self.index = int(self.rng.integers(self.grid.size))
+            self.prob = 1.0 / self.grid.size
+        return float(self.grid[self.index])
+
+    def update(self, cost: Any) -> None:
+        if self.index is None:
+            raise RuntimeError("TsallisINF.update: call propose() first.")
+        cost = _check_cost("TsallisINF", cost)
+        self.costs.append(cost)
+        scale = float(np.mean(self.costs)) - 1.0
+        self.scale = scale if scale > 0 else 1.0
+        self.K[self.index] += (cost - 1.0) / self.prob
+        self.index = None
+
+
+class TsallisINFCB:
+    """Tsallis-INF per bin of a scalar context in ``[low, high]`` (``bins`` equal bins)."""
+
+    def __init__(self, low: float, high: float, grid: Any = None, *, bins: int = 5,
+                 seed: int = 0) -> None:  # fmt: skip
+        V.check_int("TsallisINFCB", "bins", bins, low=1)
+        if not high > low:
+            raise ValueError(f"TsallisINFCB: need low < high, got low={low}, high={high}.")
+        self.low, self.high = float(low), float(high)
+        self.learners = [TsallisINF(grid, seed=seed + i) for i in range(bins)]
+        self.grid = self.learners[0].grid
+        self.active: TsallisINF | None = None
+
+    def propose(self, context: float) -> float:
+        frac = (float(context) - self.low) / (self.high - self.low)
+        i = int(np.clip(np.floor(frac * len(self.learners)), 0, len(self.learners) - 1))
+        self.active = self.learners[i]
+        return self.active.propose()
+
+    def update(self, cost: Any) -> None:
+        if self.active is None:
+            raise RuntimeError("TsallisINFCB.update: call propose(context) first.")
+        self.active.update(cost)
+        self.active = None
+
+
+class ChebCB:
+    """ChebCB contextual bandit: Chebyshev regression of each action's cost on a scalar context
+    in ``[low, high]`` and inverse-gap-weighted sampling (module docstring)."""
+
+    def __init__(self, low: float, high: float, grid: Any = None, *, degree: int = 6,
+                 seed: int = 0) -> None:  # fmt: skip
+        V.check_int("ChebCB", "degree", degree, low=1)
+        if not high > low:
+            raise ValueError(f"ChebCB: need low < high, got low={low}, high={high}.")
+        self.grid = _grid("ChebCB", np.linspace(1.0, 1.95, 20) if grid is None else grid)
+        self.d, self.m = self.grid.size, int(degree)
+        self.a, self.bma = float(low), float(high) - float(low)
+        self.rng = np.random.default_rng(seed)
+        self.theta = np.zeros((self.d, self.m))
+        self.eta, self.scale = 0.0, 0.0
+        self.features: list[np.ndarray] = []
+        self.actions: list[int] = []
+        self.costs: list[float] = []
+        self.predicted: list[float] = []
+        self._pending: tuple[int, np.ndarray] | None = None
+
+    def _features(self, context: float) -> np.ndarray:
+        z = 2.0 / self.bma * (float(context) - self.a) - 1.0
+        return np.polynomial.chebyshev.chebvander(z, self.m - 1).reshape(-1)
+
+    def propose(self, context: float) -> float:
+        if self._pending is not None:
+            raise RuntimeError("ChebCB.propose: call update(cost) for the last proposal first.")
+        f = self._features(context)
+        yhat = self.theta @ f
+        best = int(np.argmin(yhat))
+        p = 1.0 / (self.d + self.eta * (yhat - yhat[best]))
+        p[best] = 0.0
+        p[best] = 1.0 - p.sum()
+        i = int(self.rng.choice(self.d, p=np.clip(p, 0, None) / np.clip(p, 0, None).sum()))
+        self._pending = (i, f)
+        self.predicted.append(float(self.theta[i] @ f))
+        return float(self.grid[i])
+
+    def update(self, cost: Any) -> None:
+        from scipy.optimize import lsq_linear
+
+        if self._pending is None:
+            raise RuntimeError("ChebCB.update: call propose(context) first.")
+        cost = _check_cost("ChebCB", cost)
+        i_now, f = self._pending
+        self._pending = None
+        self.actions.append(i_now)
+        self.features.append(f)
+        self.costs.append(cost)
+        costs, feats, acts = (
+            np.asarray(self.costs),
+            np.asarray(self.features),
+            np.asarray(self.actions),
+        )
+        K = costs.max()
+        L = (costs.max() - costs.min()) / self.bma
+        N = 2.0 + 4.0 * self.bma * L / K * (1.0 + np.log(self.m))
+        refit_all = self.scale != K * N
+        self.scale = K * N
+        ub = np.concatenate([[1.0 / N], 2.0 * self.bma * L / self.scale / np.arange(1, self.m)])
+        resnorm = 0.0
+        for i in range(self.d):
+            if not (refit_all or i == i_now):
+                continue
+            rows = acts == i
+            if not rows.any():
+                continue
+            X, y = feats[rows], (costs[rows] - 1.0) / self.scale
+            theta = np.linalg.lstsq(X, y, rcond=None)[0]
+            if np.any(np.abs(theta) > ub):
+                # Bounds of zero fix a coefficient at 0 (lsqlin's lb = ub); the rest by scipy.
+                free, theta = ub > 0, np.zeros(self.m)
+                if free.any():
+                    theta[free] = lsq_linear(X[:, free], y, bounds=(-ub[free], ub[free])).x
+                resnorm = float(np.sum((X @ theta - y) ** 2))
+            self.theta[i] = theta
+        alpha = (
+            (np.pi + 2.0 / np.pi * np.log(2.0 * self.m + 1))
+            / (2.0 * self.scale * (self.m + 1))
+            * self.bma
+            * L
+        )
+        t = len(self.costs)
+        R = float(np.sum((np.asarray(self.predicted) - costs / K / N) ** 2))
+        denom = R - resnorm + 2.0 * alpha**2 * t
+        self.eta = 2.0 * t * np.sqrt(self.d * t / denom) if denom > 0 else 0.0
