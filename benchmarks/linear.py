@@ -19,7 +19,17 @@ largest final relative residual, and the ratios the issue asks for (GMRES(40) pr
 scipy GMRES time / ours, scipy gcrotmk time / ours). ``--preconditioner jacobi`` applies Jacobi
 (right preconditioning in ours, ``M=`` in scipy).
 
-    python benchmarks/linear.py            # Darcy, n = 10⁴, 100 systems, tol 1e-8 and 1e-5
+A second part runs "Learning to Relax" on the reference's stream (``A_t = A + c_tI``, ``A`` the
+10×10 5-point Laplacian, SOR to ``1e-8``): every instance is solved at every ``ω`` of the grid
+``linspace(1, 1.95, 20)`` (the table the best fixed ``ω`` in hindsight comes from, and the costs
+the learners are charged: their ``ω`` are grid points), then Tsallis-INF, Tsallis-INF-CB and ChebCB
+play the stream (several seeds); also Young's ``ω*(A_t)`` per instance. Reported: mean iterations
+per instance and the ratio to the best fixed ``ω``, and the regret curves (PNG).
+
+Also printed: the SKR paper's Table 1 layout (speed-up of SKR over GMRES(40), time / products).
+
+    python benchmarks/linear.py            # Darcy, Helmholtz, Poisson; n = 10⁴; 100 systems;
+                                           # tol 1e-8 and 1e-5; no preconditioner and Jacobi
     python benchmarks/linear.py --quick    # CI size: n = 900, 10 systems
 """
 
@@ -46,6 +56,7 @@ import scipy.sparse.linalg as spla  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from jaxopt_papers import linear  # noqa: E402
+from jaxopt_papers.linear import relax  # noqa: E402
 
 PROBLEMS = {"darcy": linear.darcy, "poisson": linear.poisson, "helmholtz": linear.helmholtz}
 
@@ -177,38 +188,231 @@ def table(results: list[dict]) -> str:
     return H.markdown_table(headers, out)
 
 
+# ------------------------------------------------------------------------- Learning to Relax
+
+GRID = np.linspace(1.0, 1.95, 20)
+
+
+def relax_bench(variance: str, num: int, seeds: int) -> dict[str, Any]:
+    A, c, B = relax.shifted_laplacian_stream(jax.random.PRNGKey(0), num, variance=variance)
+    n = A.shape[0]
+    grid = jnp.asarray(GRID)
+
+    @jax.jit
+    def row(ct, b):
+        At = A + ct * jnp.eye(n)
+        return jax.vmap(lambda w: relax.sor(At, b, w).num_steps)(grid)
+
+    t0 = time.perf_counter()
+    table = np.stack([np.asarray(row(c[t], B[t])) for t in range(num)]).astype(float)
+    table_s = time.perf_counter() - t0
+    young = np.array(
+        [
+            float(
+                relax.sor(
+                    A + c[t] * jnp.eye(n), B[t], float(relax.optimal_omega(A + c[t] * jnp.eye(n)))
+                ).num_steps
+            )
+            for t in range(num)
+        ]
+    )
+    cs = np.asarray(c)
+
+    def play(make, contextual):
+        runs = []
+        for seed in range(seeds):
+            learner, costs = make(seed), []
+            for t in range(num):
+                w = learner.propose(cs[t]) if contextual else learner.propose()
+                cost = table[t, int(np.argmin(np.abs(GRID - w)))]
+                learner.update(cost)
+                costs.append(cost)
+            runs.append(costs)
+        return np.asarray(runs)
+
+    learners = {
+        "Tsallis-INF": play(lambda s: relax.TsallisINF(seed=s), False),
+        "Tsallis-INF-CB (5 bins)": play(lambda s: relax.TsallisINFCB(-0.15, 0.65, seed=s), True),
+        "ChebCB": play(lambda s: relax.ChebCB(-0.15, 0.65, seed=s), True),
+    }
+    best_i = int(np.argmin(table.mean(0)))
+    rows = {f"best fixed ω = {GRID[best_i]:.2f} (hindsight)": table[:, best_i][None]}
+    rows["ω = 1.8 (the reference's)"] = table[:, int(np.argmin(np.abs(GRID - 1.8)))][None]
+    rows.update(learners)
+    rows["instance-optimal ω of the grid"] = table.min(1)[None]
+    rows["Young's ω*(A_t) per instance"] = young[None]
+    best = table[:, best_i].mean()
+    out = {}
+    for name, runs in rows.items():
+        per_run = runs.mean(1)
+        out[name] = {
+            "mean_iterations": float(per_run.mean()),
+            "ratio_to_best_fixed": float(per_run.mean() / best),
+            "ratio_range": [float(per_run.min() / best), float(per_run.max() / best)],
+            "curve": (np.cumsum(runs.mean(0)) / np.cumsum(table[:, best_i])).tolist(),
+        }
+        r = out[name]
+        print(
+            f"  relax {variance:4s} T={num} {name:34s} {r['mean_iterations']:8.1f} it/instance "
+            f"{r['ratio_to_best_fixed']:.3f}× best fixed",
+            flush=True,
+        )
+    return {
+        "variance": variance,
+        "instances": num,
+        "seeds": seeds,
+        "table_s": table_s,
+        "mean_by_omega": dict(zip([f"{g:.2f}" for g in GRID], table.mean(0).tolist(), strict=True)),
+        "methods": out,
+    }
+
+
+def relax_table(results: list[dict]) -> str:
+    headers = [
+        "offsets",
+        "instances × seeds",
+        "method",
+        "mean SOR iterations / instance",
+        "÷ best fixed ω (seed range)",
+    ]
+    out = []
+    for d in results:
+        for name, r in d["methods"].items():
+            lo, hi = r["ratio_range"]
+            rng = f" ({lo:.2f}–{hi:.2f})" if hi > lo else ""
+            out.append(
+                [
+                    d["variance"],
+                    f"{d['instances']} × {d['seeds']}",
+                    name,
+                    f"{r['mean_iterations']:.1f}",
+                    f"{r['ratio_to_best_fixed']:.3f}{rng}",
+                ]
+            )
+    return H.markdown_table(headers, out)
+
+
+def table1(results: list[dict]) -> str:
+    """The SKR paper's Table 1 layout: speed-up of SKR (sorted) over GMRES(40), time / products."""
+    pres = sorted({d["preconditioner"] for d in results}, key=["none", "jacobi"].index)
+    keys = sorted({(d["problem"], d["n"], d["tol"]) for d in results})
+    out = []
+    for prob, n, tol in keys:
+        cells = [f"{prob} {n}", f"{tol:g}"]
+        for pre in pres:
+            d = next(
+                (
+                    d
+                    for d in results
+                    if (d["problem"], d["n"], d["tol"], d["preconditioner"]) == (prob, n, tol, pre)
+                ),
+                None,
+            )
+            rows = d["methods"] if d else {}
+            t, m = (
+                _ratio(rows, METHODS[2], METHODS[0], "time_s"),
+                _ratio(rows, METHODS[2], METHODS[0], "matvecs"),
+            )
+            cells.append(f"{H.fmt(t)} / {H.fmt(m)}")
+        out.append(cells)
+    return H.markdown_table(["dataset (n)", "tol", *pres], out)
+
+
+def plot(results: list[dict], relax_results: list[dict], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1,
+        1 + len(relax_results),
+        figsize=(6 * (1 + len(relax_results)), 4.2),
+        constrained_layout=True,
+        squeeze=False,
+    )
+    ax = axes[0, 0]
+    labels = [f"{d['problem']} {d['n']}\ntol {d['tol']:g} {d['preconditioner']}" for d in results]
+    width = 0.8 / max(len(METHODS), 1)
+    for j, name in enumerate(METHODS):
+        ys = [d["methods"].get(name, {}).get("matvecs", np.nan) for d in results]
+        ax.bar(np.arange(len(results)) + j * width, ys, width, label=name)
+    ax.set_xticks(np.arange(len(results)) + 0.4 - width / 2, labels, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("products with A per system")
+    ax.set_title("Krylov: products per system (lower is better)", fontsize=10)
+    ax.legend(fontsize=7)
+    for ax, d in zip(axes[0, 1:], relax_results, strict=True):
+        for name, r in d["methods"].items():
+            ax.plot(np.arange(1, d["instances"] + 1), r["curve"], label=name)
+        ax.axhline(1.0, color="k", lw=0.5)
+        ax.set_xscale("log")
+        ax.set_ylim(0.4, 3.0)
+        ax.set_xlabel("instances seen")
+        ax.set_ylabel("cumulative iterations ÷ best fixed ω's")
+        ax.set_title(f"Learning to Relax, {d['variance']}-variance offsets", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="CI size: n = 900, 10 systems")
     ap.add_argument("--out", type=pathlib.Path, default=H.RESULTS_DIR)
-    ap.add_argument("--problems", nargs="*", default=["darcy"], choices=sorted(PROBLEMS))
+    ap.add_argument("--problems", nargs="*", default=None, choices=sorted(PROBLEMS))
     ap.add_argument("--s", type=int, default=None, help="grid points per side (n = (s-2)^2)")
     ap.add_argument("--systems", type=int, default=None, help="systems per sequence")
     ap.add_argument("--tols", type=float, nargs="*", default=None)
-    ap.add_argument("--preconditioner", nargs="*", default=["none"], choices=["none", "jacobi"])
+    ap.add_argument("--preconditioner", nargs="*", default=None, choices=["none", "jacobi"])
     ap.add_argument("--methods", nargs="*", default=METHODS, choices=METHODS)
     ap.add_argument("--readme", type=pathlib.Path, default=None)
+    ap.add_argument("--relax-instances", type=int, default=None, help="SOR stream length")
+    ap.add_argument("--relax-seeds", type=int, default=None)
+    ap.add_argument("--relax-variances", nargs="*", default=None, choices=["high", "low"])
     args = ap.parse_args(argv)
     s = args.s or (32 if args.quick else 102)
     num = args.systems or (10 if args.quick else 100)
     tols = args.tols or ([1e-8] if args.quick else [1e-8, 1e-5])
+    problems = args.problems or (["darcy"] if args.quick else ["darcy", "helmholtz", "poisson"])
+    preconds = args.preconditioner or (["none"] if args.quick else ["none", "jacobi"])
     t_start = time.perf_counter()
     payload: dict[str, Any] = {"environment": H.environment(argv), "quick": args.quick}
     results = []
     with threadpool_limits(limits=1, user_api="blas"):  # as in implicit.py and ot.py
-        for problem in args.problems:
+        for problem in problems:
             for tol in tols:
-                for pre in args.preconditioner:
+                for pre in preconds:
                     results.append(bench(problem, s, num, tol, pre == "jacobi", args.methods))
     payload["results"] = results
+    num = args.relax_instances or (60 if args.quick else 1000)
+    seeds = args.relax_seeds or (1 if args.quick else 3)
+    variances = (
+        args.relax_variances
+        if args.relax_variances is not None
+        else (["high"] if args.quick else ["high", "low"])
+    )
+    payload["relax"] = [relax_bench(v, num, seeds) for v in variances]
     payload["total_s"] = time.perf_counter() - t_start
-    content = table(results)
+    content = (
+        table(results) + "\n\nThe SKR paper's Table 1 layout: SKR (sorted) over our "
+        "GMRES(40), time speed-up / product speed-up.\n\n" + table1(results)
+    )
+    if payload["relax"]:
+        content += (
+            "\n\n**Learning to Relax** (SOR to 1e-8 on the reference's stream, n = 100; "
+            "ω on the grid linspace(1, 1.95, 20)):\n\n" + relax_table(payload["relax"])
+        )
     print("\n### Krylov recycling\n\n" + content)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"wrote {H.write_json(args.out / 'linear.json', payload)}")
+    plot(results, payload["relax"], args.out / "linear.png")
+    print(f"wrote {args.out / 'linear.png'}")
     env = payload["environment"]
-    header = (f"_`{env['command']}` — {env['date_utc']}, jax {env['jax']}, {env['backend']} "
-              f"({env['cpu_count']} cores); {payload['total_s']:.0f} s in all._\n")  # fmt: skip
+    header = (
+        f"_`{env['command']}` — {env['date_utc']}, jax {env['jax']}, {env['backend']} "
+        f"({env['cpu_count']} cores); {payload['total_s']:.0f} s in all._\n"
+    )
     for readme in H.readme_targets("linear", args.out, args.readme):
         H.update_readme("linear", header + "\n" + content, readme)
         print(f"table written to {readme}")
