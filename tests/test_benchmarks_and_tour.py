@@ -218,6 +218,11 @@ def test_tour_quick(tmp_path):
     assert (tmp_path / "tour" / "optimal_transport.png").stat().st_size > 10_000
     sns_row = next(line for line in out.splitlines() if line.startswith("Sinkhorn–Newton–Sparse"))
     assert "Newton" in sns_row and float(sns_row.split()[-3]) <= 1e-9  # the L1 error column
+    assert (tmp_path / "tour" / "krylov_recycling.png").stat().st_size > 10_000
+    rows = {line.split("  ")[0]: line.split() for line in out.splitlines() if "(ours)" in line}
+    skr, gmres = rows["SKR: sorted GCRO-DR(40, 20) (ours)"], rows["GMRES(40) (ours)"]
+    # columns: products/system, error vs spsolve, seconds, compile s (the last four)
+    assert float(skr[-4]) < 0.7 * float(gmres[-4]) and float(skr[-3]) < 1e-5
 
 
 def test_benchmark_quick(tmp_path):
