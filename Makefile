@@ -36,6 +36,7 @@ bench: $(VENV)/.test-installed
 	$(PY) benchmarks/optimizers.py $(ARGS)
 	$(PY) benchmarks/implicit.py $(ARGS)
 	$(PY) benchmarks/ot.py $(ARGS)
+	$(PY) benchmarks/linear.py $(ARGS)
 
 ## Regenerate golden trajectories (needs the oracle extra: torch + torch-optimizer + pytorch-optimizer).
 golden: $(VENV)/.test-installed

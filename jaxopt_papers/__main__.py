@@ -315,7 +315,7 @@ def krylov_recycling(ctx: Tour) -> None:
     try:
         import jax.numpy as jnp
 
-        s, num, tol = (32, 12) if ctx.quick else (52, 30), 1e-8
+        (s, num), tol = ((32, 12) if ctx.quick else (52, 30)), 1e-8
         seq = linear.darcy(jax.random.PRNGKey(0), num, s=s)
         rows, counts = [], {}
         for name, kw in (("SKR: sorted GCRO-DR(40, 20) (ours)", {}),
