@@ -113,7 +113,8 @@ def helmholtz(
 ) -> SystemSequence:
     """``−Δu − k²u = 1``, zero Dirichlet data, ``k = k0·exp(spread·GRF(2.5, 7))``;
     ``params`` is the flattened ``k``. ``k0 = 10`` puts a few eigenvalues of ``−Δ`` below
-    ``k²`` (indefinite), and GMRES(40) still converges."""
+    ``k²`` (indefinite): at ``s = 102`` restarted GMRES(40) stagnates while deflation
+    (GCRO-DR) converges."""
     V.check_int("helmholtz", "num_systems", num_systems, low=1)
     V.check_int("helmholtz", "s", s, low=3)
     k = k0 * jnp.exp(spread * gaussian_random_field(key, num_systems, s))
