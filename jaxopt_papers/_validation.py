@@ -12,7 +12,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -112,3 +114,19 @@ def check_callable_or_choice(
         return value
     check_choice(owner, name, value, choices)
     return value
+
+
+def error_if(x: Any, pred: Any, msg: Any) -> Any:
+    """``eqx.error_if`` that keeps ``x``'s sharding.
+
+    Equinox routes its operand through a conditional whose output XLA places on one device, so
+    a row-sharded solution would be gathered there. Here the check runs on a scalar and ``x``
+    is tied to it by adding that (zero) scalar. ``msg`` is a string or an ``eqx.Enumeration``
+    item (whose message is raised).
+    """
+    zero = jnp.zeros((), jnp.int32)
+    if isinstance(msg, str):
+        token = eqx.error_if(zero, pred, msg)
+    else:
+        token = msg.error_if(zero, pred)
+    return jax.tree.map(lambda v: v + token.astype(jnp.result_type(v)), x)

@@ -12,7 +12,8 @@ solver of the SKR paper, Wang et al. ICLR 2024, with PETSc/HPDDM's ``m = 40``, `
 recycled subspace ``U`` (``n × k``) is carried from one system to the next:
 
 1. with ``U`` from the previous system: ``AU = QR``, ``C = Q``, ``U ← UR⁻¹`` (so ``AU = C``,
-   ``CᵀC = I``), ``x += UCᵀr``, ``r −= CCᵀr``;
+   ``CᵀC = I``), ``x += UCᵀr``, ``r −= CCᵀr``; the QR is a shifted Cholesky-QR3, which keeps
+   vectors sharded across devices (only ``k × k`` Gram matrices are reduced);
 2. each cycle: ``m − k`` Arnoldi steps of ``(I − CCᵀ)A`` from ``r/‖r‖`` give
    ``AV = CB + V₊H̄`` with ``B = CᵀAV``; the least-squares problem over ``span[U, V]`` splits into
    the GMRES problem ``min ‖βe₁ − H̄y‖`` and ``y_U = −D⁻¹By`` (``D`` scales ``U`` to unit
@@ -111,7 +112,7 @@ def _finish(op, b, x, num_matvecs, code, throw, state=None) -> KrylovResult:
     residual = jnp.linalg.norm(b - op.mv(x)) / jnp.where(b_norm > 0, b_norm, 1.0)
     code = RESULTS.where(jnp.isfinite(residual), code, RESULTS.nonfinite)
     if throw:
-        x = code.error_if(x, code != RESULTS.successful)
+        x = V.error_if(x, code != RESULTS.successful, code)
     return KrylovResult(x, num_matvecs + 1, residual, code, state)
 
 
@@ -344,6 +345,35 @@ def _harmonic_ritz(G: jax.Array, WV: jax.Array, k: int) -> jax.Array:
     return jnp.where(jnp.imag(mu)[None, :] >= 0, jnp.real(Z), jnp.imag(Z))
 
 
+def _cholesky_qr_rows(X: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``X = RᵀQ`` for ``X`` with ``k`` long rows: returns ``Q`` (orthonormal rows), ``R⁻ᵀ`` and
+    whether ``X`` has full rank.
+
+    Shifted Cholesky-QR3 (Fukaya, Kannan, Nakatsukasa, Yamamoto & Yanagisawa, SIAM J. Sci.
+    Comput. 2020): three passes ``G = XXᵀ``, ``G = LLᵀ``, ``X ← L⁻¹X``, the first with a shift
+    of ``G`` by ``10·k·ε·tr G`` (stable for ``κ(X) ≲ ε⁻¹``). Only ``k × k`` Gram matrices and
+    products of ``k × k`` matrices with ``X`` touch the long rows, so rows sharded across
+    devices stay sharded (a Householder QR or a triangular solve with ``n`` right-hand sides
+    would be gathered onto every device).
+    """
+    k = X.shape[0]
+    eye = jnp.eye(k, dtype=X.dtype)
+    eps = jnp.finfo(X.dtype).eps
+    Rinv_t = eye  # accumulates L₃⁻¹L₂⁻¹L₁⁻¹ = R⁻ᵀ
+    diag = jnp.ones((k,), X.dtype)  # diag(R) = ∏ diag(Lᵢ)
+    for shifted in (True, False, False):
+        G = X @ X.T
+        if shifted:
+            G = G + 10.0 * k * eps * jnp.trace(G) * eye
+        L = jnp.linalg.cholesky(G)
+        Linv = jax.scipy.linalg.solve_triangular(L, eye, lower=True)
+        X = Linv @ X
+        Rinv_t = Linv @ Rinv_t
+        diag = diag * jnp.diag(L)
+    ok = jnp.all(jnp.isfinite(Rinv_t)) & jnp.all(diag > 1e-10 * jnp.max(diag))
+    return X, Rinv_t, ok
+
+
 @eqx.filter_jit
 def _gcrodr(op, b, x0, tol, max_steps, precond, m, k, U0, valid0, reorth):
     dtype = b.dtype
@@ -360,13 +390,11 @@ def _gcrodr(op, b, x0, tol, max_steps, precond, m, k, U0, valid0, reorth):
     # 1. Recycle: AU = QR, C = Q, U ← UR⁻¹ (rows: U and C are stored (k, n)).
     Ut = U0.T
     AU = jax.vmap(apply)(Ut)
-    Q, R = jnp.linalg.qr(AU.T)
-    diag = jnp.abs(jnp.diag(R))
-    ok = valid0 & jnp.all(diag > 1e-10 * jnp.max(diag)) & jnp.all(jnp.isfinite(R))
+    C, Rinv_t, ok = _cholesky_qr_rows(AU)
+    ok = valid0 & ok
     mv = mv + jnp.where(valid0, k, 0)
-    safe_R = jnp.where(ok, R, jnp.eye(k, dtype=dtype))
-    C = jnp.where(ok, Q.T, 0.0)
-    Ut = jnp.where(ok, jax.scipy.linalg.solve_triangular(safe_R.T, Ut, lower=True), 0.0)
+    C = jnp.where(ok, C, 0.0)
+    Ut = jnp.where(ok, Rinv_t @ Ut, 0.0)
     cr = C @ r
     x = x + precond(cr @ Ut)
     r = r - cr @ C

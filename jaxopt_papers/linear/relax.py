@@ -126,7 +126,7 @@ def sor(
     x, k, rel, code = _sor(M, b.astype(dtype), x0, jnp.asarray(omega, dtype),
                            jnp.asarray(tol, dtype), max_steps)  # fmt: skip
     if throw:
-        x = code.error_if(x, code != RESULTS.successful)
+        x = V.error_if(x, code != RESULTS.successful, code)
     return SORResult(x, k, rel, code)
 
 

@@ -182,7 +182,7 @@ def solve_sequence(
     inverse = jnp.argsort(order)
     x, num_matvecs, residual, result = _index(solved, inverse)
     if throw:
-        x = eqx.error_if(
+        x = V.error_if(
             x,
             jnp.any(result != RESULTS.successful),
             f"{owner}: some systems did not reach `tol`; pass throw=False for the per-system "

@@ -3,10 +3,11 @@
 Runs with 8 simulated CPU devices (see tests/test_multidevice.py). A Darcy sequence whose
 diagonals and right-hand sides are sharded along the unknowns is solved by ``solve_sequence``
 (sorted, recycled GCRO-DR) under ``jax.jit``: the answers must equal the single-device ones and
-stay sharded like the right-hand sides. The compiled ``gcrodr`` must keep its ``n``-long vectors
-sharded: no all-gather of an ``n``-long array (the basis would then be replicated on every device),
-the products with ``A`` only exchange halos (collective-permutes), and the Gram–Schmidt
-coefficients are all-reduced (``n/8``-long rows reduced on each device, then summed).
+stay sharded like the right-hand sides. The compiled ``gcrodr`` and ``solve_sequence`` must keep
+their ``n``-long vectors sharded: no all-gather of an ``n``-long array (the basis would then be
+replicated on every device), the products with ``A`` only exchange halos (collective-permutes),
+and the Gram–Schmidt coefficients are all-reduced (``n/8``-long rows reduced on each device,
+then summed).
 """
 
 import re
@@ -69,30 +70,43 @@ def collectives(hlo: str) -> dict[str, list[str]]:
     return found
 
 
-def test_compiled_gcrodr_keeps_vectors_sharded(mesh):
-    seq = sequence()
-    ops, rhs = shard(seq, mesh)
-    A = ops[0]
-    fn = jax.jit(lambda data, b: linear.gcrodr(linear.DiaMatrix(data, A.offsets), b).x)
-    hlo = fn.lower(A.data, rhs[0]).compile().as_text()
+def assert_vectors_stay_sharded(hlo: str, n: int) -> None:
     found = collectives(hlo)
-    n = (S - 2) ** 2
     local = n // 8
     # No n-long array is ever gathered onto one device (nor an (n, k) basis).
     gathered = [shape for shape in found.get("all-gather", []) if re.search(rf"\b{n}\b", shape)]
     assert not gathered, gathered
+    assert not found.get("all-to-all"), found["all-to-all"]
     # The products with A exchange halos only: every collective-permute moves at most the
     # 32-row halo of the ±32 offset diagonals, never a whole shard of 128.
     permuted = found.get("collective-permute", [])
     assert permuted, "a product with a banded matrix sharded by rows needs halo exchanges"
     for shape in permuted:
-        dims = [int(d) for group in re.findall(r"\[([\d,]*)\]", shape) for d in group.split(",") if d]
+        groups = re.findall(r"\[([\d,]*)\]", shape)
+        dims = [int(d) for group in groups for d in group.split(",") if d]
         assert max(dims, default=0) <= local, shape
     # Inner products are partial sums combined by all-reduce; there is at least one per
     # Gram–Schmidt pass, and none of them moves an n-long array.
     reduced = found.get("all-reduce", [])
     assert reduced
     assert not [shape for shape in reduced if re.search(rf"\b{n}\b", shape)], reduced
+
+
+def test_compiled_solve_sequence_keeps_vectors_sharded(mesh):
+    """With a recycle state: the start-of-system QR of AU must not gather the (n, k) basis."""
+    seq = sequence()
+    ops, rhs = shard(seq, mesh)
+    fn = jax.jit(solve, static_argnums=3)
+    hlo = fn.lower(ops.data, rhs, seq.params, ops.offsets).compile().as_text()
+    assert_vectors_stay_sharded(hlo, (S - 2) ** 2)
+
+
+def test_compiled_gcrodr_keeps_vectors_sharded(mesh):
+    seq = sequence()
+    ops, rhs = shard(seq, mesh)
+    A = ops[0]
+    fn = jax.jit(lambda data, b: linear.gcrodr(linear.DiaMatrix(data, A.offsets), b).x)
+    assert_vectors_stay_sharded(fn.lower(A.data, rhs[0]).compile().as_text(), (S - 2) ** 2)
     out = fn(A.data, rhs[0])
     exact = spla.spsolve(seq.to_scipy(0).tocsc(), np.asarray(seq.rhs[0]))
     np.testing.assert_allclose(out, exact, rtol=1e-6, atol=1e-6 * np.abs(exact).max())
