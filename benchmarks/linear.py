@@ -43,6 +43,7 @@ Also printed: the SKR paper's Table 1 layout (speed-up of SKR over GMRES(40), ti
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 import time
@@ -396,6 +397,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--relax-instances", type=int, default=None, help="SOR stream length")
     ap.add_argument("--relax-seeds", type=int, default=None)
     ap.add_argument("--relax-variances", nargs="*", default=None, choices=["high", "low"])
+    ap.add_argument(
+        "--resume", action="store_true", help="keep the sequences already in linear.partial.json"
+    )
     args = ap.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
     s = args.s or (32 if args.quick else 102)
@@ -405,16 +409,26 @@ def main(argv: list[str] | None = None) -> dict:
     preconds = args.preconditioner or (["none"] if args.quick else ["none", "jacobi"])
     t_start = time.perf_counter()
     payload: dict[str, Any] = {"environment": H.environment(argv), "quick": args.quick}
-    results = []
+    # Each finished sequence is saved at once, so that a run cut off can go on with --resume.
+    partial = args.out / "linear.partial.json"
+    results = json.loads(partial.read_text())["results"] if args.resume and partial.exists() else []
+    keys = ("problem", "n", "num_systems", "tol", "preconditioner")
+    done = {tuple(r[k] for k in keys) for r in results}
+    payload["kept_from_partial"] = len(results)  # their time is not in total_s
+    args.out.mkdir(parents=True, exist_ok=True)
     with threadpool_limits(limits=1, user_api="blas"):  # as in implicit.py and ot.py
         for problem in problems:
             for tol in tols:
                 for pre in preconds:
                     if problem == "helmholtz" and pre == "jacobi" and not args.preconditioner:
                         continue  # its diagonal 4/h² − k² is a scalar to < 0.2%: same iterates
+                    if (problem, (s - 2) ** 2, num, tol, pre) in done:
+                        print(f"  {problem} tol={tol:g} {pre}: kept from {partial}", flush=True)
+                        continue
                     results.append(
                         bench(problem, s, num, tol, pre == "jacobi", args.methods, repeats)
                     )
+                    H.write_json(partial, {"results": results})
     payload["results"] = results
     num = args.relax_instances or (60 if args.quick else 1000)
     seeds = args.relax_seeds or (1 if args.quick else 3)
