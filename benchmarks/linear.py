@@ -358,16 +358,17 @@ def plot(results: list[dict], relax_results: list[dict], path: pathlib.Path) -> 
         squeeze=False,
     )
     ax = axes[0, 0]
-    labels = [f"{d['problem']} {d['n']}\ntol {d['tol']:g} {d['preconditioner']}" for d in results]
+    labels = [f"{d['problem'][:5]} {d['tol']:g}\n{d['preconditioner']}" for d in results]
     width = 0.8 / max(len(METHODS), 1)
     for j, name in enumerate(METHODS):
         ys = [d["methods"].get(name, {}).get("matvecs", np.nan) for d in results]
         ax.bar(np.arange(len(results)) + j * width, ys, width, label=name)
-    ax.set_xticks(np.arange(len(results)) + 0.4 - width / 2, labels, fontsize=7)
+    ax.set_xticks(np.arange(len(results)) + 0.4 - width / 2, labels, fontsize=6, rotation=45)
+    ax.set_xlabel(f"problem (n = {results[0]['n'] if results else '—'}), tol, preconditioner")
     ax.set_yscale("log")
     ax.set_ylabel("products with A per system")
     ax.set_title("Krylov: products per system (lower is better)", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, ncol=2)
     for ax, d in zip(axes[0, 1:], relax_results, strict=True):
         for name, r in d["methods"].items():
             ax.plot(np.arange(1, d["instances"] + 1), r["curve"], label=name)
