@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_papers import _validation as V
 from jaxopt_papers.implicit.solver import RESULTS
 
 __all__ = ["OTResult"]
@@ -107,7 +108,7 @@ def finish(
     code = RESULTS.where(converged, RESULTS.successful, RESULTS.max_steps_reached)
     code = RESULTS.where(finite, code, RESULTS.nonfinite)
     if throw:
-        f = code.error_if(f, code != RESULTS.successful)
+        f = V.error_if(f, code != RESULTS.successful, code)
     return OTResult(
         f=f,
         g=g,
