@@ -1,7 +1,8 @@
 """CG, GMRES and GCRO-DR against scipy; DiaMatrix and the PDE generators against scipy assemblies.
 
 Oracles: ``scipy.sparse.linalg.spsolve`` (solutions), scipy's ``gmres`` (matvec counts at the
-same restart and tolerance), independent scipy/numpy assemblies of the 5-point operators, and
+same restart and tolerance), ``numpy.linalg.qr`` (the recycle step's Cholesky-QR), independent
+scipy/numpy assemblies of the 5-point operators, and
 the solvers' own invariants (recycling a converged space cannot cost more products).
 """
 
@@ -243,3 +244,30 @@ def test_a_new_system_of_the_same_shape_does_not_recompile(small_darcy, monkeypa
             res = fn(small_darcy.operators[i], small_darcy.rhs[i] * i, tol=1e-7 * i, **kw)
             state = getattr(res, "state", None)
         assert traces["count"] == count, fn.__name__
+
+
+@pytest.mark.parametrize("cond", [1.0, 1e5, 1e9, 1e11, 1e12])
+def test_recycle_qr_matches_numpy_qr_and_flags_rank_deficiency(cond):
+    """The shifted Cholesky-QR3 of GCRO-DR's recycle step against ``numpy.linalg.qr``: the same
+    ``Q`` up to ``ε·κ``, and full rank judged as a Householder ``R`` would be (``|R_ii|`` above
+    ``1e-10·max |R_jj|``)."""
+    from jaxopt_papers.linear.krylov import _cholesky_qr_rows
+
+    rng = np.random.default_rng(0)
+    k, n = 8, 500
+    left, _ = np.linalg.qr(rng.standard_normal((k, k)))
+    right, _ = np.linalg.qr(rng.standard_normal((n, k)))
+    X = (left * np.geomspace(1.0, 1.0 / cond, k)) @ right.T  # κ(X) = cond
+    Q, Rinv_t, ok = _cholesky_qr_rows(jnp.asarray(X))
+    q_np, r_np = np.linalg.qr(X.T)
+    r_diag = np.abs(np.diag(r_np))
+    assert bool(ok) == bool(np.all(r_diag > 1e-10 * r_diag.max()))
+    Q = np.asarray(Q)
+    np.testing.assert_allclose(Q @ Q.T, np.eye(k), atol=1e-14)
+    if ok:
+        signs = np.sign(np.diag(r_np))  # numpy's R may have negative diagonal entries
+        np.testing.assert_allclose(Q, (q_np * signs).T, atol=1e-14 * cond)
+        np.testing.assert_allclose(np.asarray(Rinv_t) @ X, Q, atol=1e-14 * cond)
+
+    X[-1] = X[0] + X[1]  # rank k − 1
+    assert not bool(_cholesky_qr_rows(jnp.asarray(X))[2])
