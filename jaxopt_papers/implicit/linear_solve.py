@@ -48,8 +48,6 @@ import lineax as lx
 import numpy as np
 import optax
 
-from jaxopt_papers import _validation as V
-
 __all__ = ["LinearSolve", "as_linear_solve"]
 
 _ITERATIVE = (lx.CG, lx.GMRES, lx.BiCGStab, lx.Normal)
@@ -204,7 +202,7 @@ class LinearSolve(eqx.Module):
             residual = jnp.asarray(jnp.nan, dtype)
             success = ok & jnp.isfinite(optax.tree.norm(x))
         if self.throw:
-            x = V.error_if(x, ~success, _FAILURE)
+            x = eqx.error_if(x, ~success, _FAILURE)
         else:
             x = jax.tree.map(lambda v: jnp.where(success, v, jnp.nan), x)
         stats = {"residual": residual, "num_steps": num_steps, "success": success}

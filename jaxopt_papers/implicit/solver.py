@@ -41,7 +41,6 @@ import jax
 import jax.numpy as jnp
 from equinox import AbstractVar
 
-from jaxopt_papers import _validation as V
 from jaxopt_papers.implicit.implicit_diff import custom_root
 from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
 
@@ -184,6 +183,6 @@ class IterativeSolver(eqx.Module):
         )
         result = RESULTS.where(finite, result, RESULTS.nonfinite)
         if self.throw:
-            params = V.error_if(params, result != RESULTS.successful, result)
+            params = result.error_if(params, result != RESULTS.successful)
         stats = {"num_steps": state.num_steps, "error": state.error}
         return Solution(params=params, result=result, stats=stats, state=state)

@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_papers import _validation as V
 from jaxopt_papers.implicit.solver import RESULTS
 
 __all__ = ["OTResult"]
@@ -108,7 +107,7 @@ def finish(
     code = RESULTS.where(converged, RESULTS.successful, RESULTS.max_steps_reached)
     code = RESULTS.where(finite, code, RESULTS.nonfinite)
     if throw:
-        f = V.error_if(f, code != RESULTS.successful, code)
+        f = code.error_if(f, code != RESULTS.successful)
     return OTResult(
         f=f,
         g=g,
