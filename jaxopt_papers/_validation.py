@@ -122,7 +122,10 @@ def error_if(x: Any, pred: Any, msg: Any) -> Any:
     Equinox routes its operand through a conditional whose output XLA places on one device, so
     a row-sharded solution would be gathered there. Here the check runs on a scalar and ``x``
     is tied to it by adding that (zero) scalar. ``msg`` is a string or an ``eqx.Enumeration``
-    item (whose message is raised).
+    item (whose message is raised). Meant for checks inside a jitted solver: evaluated op by op
+    (e.g. in ``lax.custom_linear_solve``'s eager implementation) the add is a separate dispatch,
+    and a failed check can surface there as a ``ValueError`` from the poisoned scalar instead of
+    an ``EquinoxRuntimeError``; ``eqx.error_if`` is used in those places.
     """
     zero = jnp.zeros((), jnp.int32)
     if isinstance(msg, str):
