@@ -8,8 +8,11 @@ leaves, structure is static) that subclasses :class:`IterativeSolver` and implem
 - ``optimality_fn(params, *args, **kwargs)``, zero exactly at a solution.
 
 ``run(init_params, *args, **kwargs)`` iterates ``step`` in a compiled ``lax.while_loop`` until
-``state.error <= tol`` or ``max_steps``, and returns a :class:`Solution` with ``params``,
-``result`` (a :class:`RESULTS` code), ``stats`` (``num_steps``, ``error``) and ``state``.
+``state.error <= tol`` or ``max_steps``, and returns the library's one
+:class:`~jaxopt_papers.Solution` with ``value`` (alias ``params``), ``result`` (a
+:class:`~jaxopt_papers.RESULTS` code), ``stats`` (``num_steps``, ``error``) and ``state``, built by
+:func:`~jaxopt_papers._solution.finish`, which applies ``throw`` with the solver's own
+``messages``.
 
 Differentiation (``implicit_diff=True``, the default) is by the implicit function theorem on
 ``optimality_fn`` through :func:`~jaxopt_papers.implicit.custom_root`: gradients with respect to
@@ -41,47 +44,11 @@ import jax
 import jax.numpy as jnp
 from equinox import AbstractVar
 
+from jaxopt_papers._solution import RESULTS, Solution, finish
 from jaxopt_papers.implicit.implicit_diff import custom_root
 from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
 
 __all__ = ["RESULTS", "IterativeSolver", "Solution"]
-
-
-class RESULTS(eqx.Enumeration):
-    """Result codes of the library's solvers; each message says what to change."""
-
-    successful = ""
-    max_steps_reached = (
-        "The solver did not reach `tol` within `max_steps` iterations. Increase `max_steps`, "
-        "loosen `tol`, or improve the conditioning of the problem (rescale the features or the "
-        "objective; for proximal gradient leave `stepsize=None` for backtracking). Pass "
-        "`throw=False` to get the last iterate with this result code instead."
-    )
-    nonfinite = (
-        "The solver produced non-finite values (NaN or inf). Check the inputs and the objective "
-        "for NaN/inf at the initial point, and if the iterates diverged use a smaller "
-        "`stepsize` (or `stepsize=None` for backtracking)."
-    )
-    stagnation = (
-        "The linear solver stagnated: a whole restart cycle did not reduce the residual. `A` may "
-        "be singular or the preconditioner harmful; try a larger `restart`, a different "
-        "preconditioner, or check `A` and `b`. Pass `throw=False` to get the last iterate with "
-        "this result code instead."
-    )
-
-
-class Solution(eqx.Module):
-    """What ``run`` returns: ``params``, ``result`` code, ``stats`` dict and final ``state``."""
-
-    params: Any
-    result: RESULTS
-    stats: dict[str, Any]
-    state: Any
-
-    @property
-    def value(self) -> Any:
-        """Alias of ``params`` (optimistix's name)."""
-        return self.params
 
 
 def _solver_optimality(params: Any, solver: "IterativeSolver", *args: Any, **kwargs: Any) -> Any:
@@ -117,6 +84,15 @@ class IterativeSolver(eqx.Module):
 
     #: ``∂F/∂x`` of ``optimality_fn`` is symmetric positive definite at a solution.
     symmetric_optimality: ClassVar[bool] = False
+
+    #: The solver's own failure messages (naming its arguments), keyed by ``RESULTS`` name.
+    messages: ClassVar[dict[str, str]] = {
+        "max_steps_reached": (
+            "The solver did not reach `tol` within `max_steps` iterations. Increase "
+            "`max_steps`, loosen `tol`, or improve the conditioning of the problem. Pass "
+            "`throw=False` to get the last iterate with this result code instead."
+        ),
+    }
 
     @abc.abstractmethod
     def init(self, init_params: Any, *args: Any, **kwargs: Any) -> Any:
@@ -182,7 +158,5 @@ class IterativeSolver(eqx.Module):
             state.error <= self.tol, RESULTS.successful, RESULTS.max_steps_reached
         )
         result = RESULTS.where(finite, result, RESULTS.nonfinite)
-        if self.throw:
-            params = result.error_if(params, result != RESULTS.successful)
         stats = {"num_steps": state.num_steps, "error": state.error}
-        return Solution(params=params, result=result, stats=stats, state=state)
+        return finish(params, result, stats, state=state, throw=self.throw, messages=self.messages)

@@ -86,3 +86,20 @@ def as_operator(A: Any, n: int | None = None, *, owner: str = "linear") -> Opera
 def _check_square(owner: str, shape: tuple) -> None:
     if len(shape) != 2 or shape[0] != shape[1]:
         raise ValueError(f"{owner}: `A` must be a square matrix, got shape {shape}.")
+
+
+def stack_operators(operators: list | tuple) -> Any | None:
+    """One stacked operator for a list of matrices that share a structure, or ``None``.
+
+    ``solve_sequence`` solves a stacked sequence in one compiled ``lax.scan``; a list of
+    ``DiaMatrix`` with the same offsets (after :func:`as_operator`) is stacked along a new
+    leading axis. Anything else returns ``None`` (solved one by one).
+    """
+    from jaxopt_papers.linear.dia import DiaMatrix
+
+    if not operators or not all(isinstance(A, DiaMatrix) for A in operators):
+        return None
+    first = operators[0]
+    if any(A.offsets != first.offsets or A.data.shape != first.data.shape for A in operators):
+        return None
+    return DiaMatrix(jnp.stack([A.data for A in operators]), first.offsets)

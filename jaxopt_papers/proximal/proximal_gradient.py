@@ -42,7 +42,7 @@ Differences from the reference code:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -110,6 +110,20 @@ class ProximalGradient(IterativeSolver):
     implicit_diff: bool = eqx.field(static=True, default=True)
     linear_solve: Any = None
     throw: bool = eqx.field(static=True, default=True)
+
+    messages: ClassVar[dict[str, str]] = {
+        "max_steps_reached": (
+            "Proximal gradient did not reach `tol` within `max_steps` iterations. Increase "
+            "`max_steps`, loosen `tol`, leave `stepsize=None` for backtracking, or improve the "
+            "conditioning (rescale the features or the objective). Pass `throw=False` to get the "
+            "last iterate with this result code instead."
+        ),
+        "nonfinite": (
+            "Proximal gradient produced non-finite values (NaN or inf). Check `init_params` and "
+            "the objective for NaN/inf at the initial point; if the iterates diverged use a "
+            "smaller `stepsize`, or `stepsize=None` for backtracking."
+        ),
+    }
 
     def __check_init__(self) -> None:
         owner = type(self).__name__

@@ -1,0 +1,230 @@
+"""The one solver contract: ``RESULTS``, ``Solution`` and ``finish()``.
+
+Every solver of the library (proximal, optimal transport, Krylov, SOR, sequences of systems, and
+each family added later) reports through these three names, so a user who knows one solver knows
+all of them:
+
+- :class:`RESULTS` extends :class:`lineax.RESULTS` (optimistix's pattern): a failed linear solve
+  keeps lineax's own code and message (``RESULTS.promote(lx_result)``), and the library adds its
+  codes (``nonfinite``, ``breakdown`` of CG on an indefinite matrix, ...).
+- :class:`Solution` is what every ``run`` (and every convenience function) returns: the answer
+  (``value``), the ``result`` code, ``stats`` with shared key names (``num_steps``, ``error``, plus
+  family-specific ones such as ``num_matvecs``), the solver ``state`` and solver-specific ``aux``
+  outputs.
+- :func:`finish` builds the :class:`Solution` and applies ``throw``: with ``throw=True`` a failure
+  raises a runtime error whose message names the arguments of *that* solver (``messages=``), and
+  the check is tied to **every** array of the solution, so using only one output (a cost, a
+  gradient) still raises.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from jaxopt_papers import RESULTS, Solution, finish
+  >>> sol = finish(jnp.ones(3), RESULTS.successful, {"num_steps": 4, "error": 0.0}, throw=True)
+  >>> sol.result == RESULTS.successful, int(sol.stats["num_steps"])
+  (Array(True, dtype=bool), 4)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+
+__all__ = ["RESULTS", "Solution", "as_results", "finish", "raise_if_failed", "result_where"]
+
+
+class RESULTS(lx.RESULTS):  # type: ignore[misc]
+    """Result codes of every solver: lineax's codes plus the library's own.
+
+    lineax's codes (``successful``, ``max_steps_reached``, ``singular``, ``breakdown``,
+    ``stagnation``, ``conlim``, ``nonfinite_input``) keep their meaning; each solver replaces
+    the generic message with one naming its own arguments when it raises (see :func:`finish`).
+    """
+
+    nonfinite = (
+        "The solver produced non-finite values (NaN or inf). Check the inputs for NaN/inf, and "
+        "if the iterates diverged use a smaller step size."
+    )
+    invalid_input = (
+        "An input failed a check that could only be made on its value (it was traced under "
+        "`jit`): see the solver's documentation for the valid range of each argument."
+    )
+    indefinite = (
+        "Conjugate gradients met a direction of non-positive curvature (pᵀAp ≤ 0): `A` is not "
+        "symmetric positive definite. Use `gmres` or `gcrodr` for indefinite or non-symmetric "
+        "systems."
+    )
+    inaccurate = (
+        "The solver stopped on its own test, but the answer does not satisfy the optimality "
+        "condition to the requested accuracy."
+    )
+
+
+def as_results(result: Any) -> RESULTS:
+    """A :class:`RESULTS` item from a :class:`RESULTS` or a lineax result (promoted)."""
+    if result._enumeration is RESULTS:
+        return result
+    return RESULTS.promote(result)
+
+
+def result_where(pred: Any, true: Any, false: Any) -> RESULTS:
+    """``RESULTS.where`` that also accepts lineax's results (promoted to :class:`RESULTS`)."""
+    return RESULTS.where(pred, as_results(true), as_results(false))
+
+
+class Solution(eqx.Module):
+    """What every solver of the library returns.
+
+    Attributes:
+      value: the answer (the solution ``x``, the parameters, the OT potentials ...).
+      result: a :class:`RESULTS` code; ``RESULTS.successful`` when the answer meets ``tol``.
+      stats: a dict; every solver has ``num_steps`` and ``error`` (its stopping quantity),
+        families add their own (``num_matvecs`` for Krylov solvers, ``num_newton_steps`` ...).
+      state: the solver's final state (for warm starts: a recycle space, the last iterate's
+        state ...), or ``None``.
+      aux: solver-specific outputs computed from the answer (an OT plan and costs ...), or
+        ``None``.
+
+    Attributes of ``aux`` and of ``value`` (when it is a structure), and keys of ``stats``, can
+    also be read directly: ``sol.plan`` is ``sol.aux.plan``, ``sol.num_matvecs`` is
+    ``sol.stats["num_matvecs"]``. ``params`` and ``x`` are aliases of ``value`` and ``residual`` of
+    ``stats["error"]``. ``params, state = solver.run(...)`` unpacks as in jaxopt.
+    """
+
+    value: Any
+    result: RESULTS
+    stats: dict[str, Any]
+    state: Any = None
+    aux: Any = None
+
+    @property
+    def params(self) -> Any:
+        """Alias of ``value`` (jaxopt's name)."""
+        return self.value
+
+    @property
+    def x(self) -> Any:
+        """Alias of ``value`` (the name of a linear system's unknown)."""
+        return self.value
+
+    @property
+    def residual(self) -> Any:
+        """Alias of ``stats["error"]`` (the Krylov solvers' relative residual)."""
+        return self.stats["error"]
+
+    def __iter__(self) -> Iterator[Any]:
+        """``params, state = sol`` as jaxopt's ``OptStep``."""
+        return iter((self.value, self.state))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("value", "result", "stats", "state", "aux"):
+            raise AttributeError(name)
+        d = self.__dict__
+        for holder in (d.get("aux"), d.get("value")):
+            if holder is not None and not isinstance(holder, (jax.Array, np.ndarray)):
+                if name in getattr(holder, "_fields", ()) or name in getattr(
+                    type(holder), "__dataclass_fields__", {}
+                ):
+                    return getattr(holder, name)
+        stats = d.get("stats")
+        if isinstance(stats, dict) and name in stats:
+            return stats[name]
+        raise AttributeError(
+            f"Solution has no attribute {name!r}; it has value, result, stats "
+            f"{sorted(stats) if isinstance(stats, dict) else []}, state and aux."
+        )
+
+
+def _is_traced(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _message_table(messages: Mapping[Any, str] | None) -> tuple[str, ...]:
+    """One message per RESULTS index, the solver's own where given."""
+    table = list(RESULTS._index_to_message)
+    for name, msg in (messages or {}).items():
+        if name not in RESULTS._name_to_item:
+            raise ValueError(f"finish: `messages` keys must be RESULTS names, got {name!r}.")
+        table[int(RESULTS._name_to_item[name]._value)] = msg
+    return tuple(table)
+
+
+def _tie(tree: Any, token: jax.Array) -> Any:
+    """Make every array of ``tree`` depend on the (zero) ``token`` without moving its data."""
+
+    def tie(v: Any) -> Any:
+        if not isinstance(v, (jax.Array, np.ndarray)) and not _is_traced(v):
+            return v
+        v = jnp.asarray(v)
+        if v.dtype == jnp.bool_:
+            return v | (token != 0)
+        return v + token.astype(v.dtype)
+
+    return jax.tree.map(tie, tree)
+
+
+def raise_if_failed(tree: Any, result: RESULTS, messages: Mapping[Any, str] | None = None) -> Any:
+    """Return ``tree`` tied to a check that raises when ``result`` is not successful.
+
+    Concrete (eager) results raise at once in Python (:class:`equinox.EquinoxRuntimeError`).
+    Traced results raise when the compiled computation runs; the check is tied to every array
+    of ``tree`` by adding a zero scalar, so any output that is used carries it and arrays keep
+    their sharding (``equinox.error_if`` on a large array would gather it onto one device).
+    ``messages`` maps code names (``"max_steps_reached"``) to the solver's own message.
+    """
+    result = as_results(result)
+    table = _message_table(messages)
+    index = result._value
+    if not _is_traced(index) and not any(_is_traced(v) for v in jax.tree.leaves(tree)):
+        idx = np.asarray(index)
+        if idx.ndim == 0 and int(idx) != 0:
+            raise eqx.EquinoxRuntimeError(table[int(idx)])
+        if idx.ndim and np.any(idx != 0):
+            raise eqx.EquinoxRuntimeError(table[int(idx[idx != 0].flat[0])])
+        return tree
+    zero = jnp.zeros((), jnp.int32)
+    pred = index != 0
+    if jnp.ndim(index):  # batched codes (a sequence of systems): report the first failure
+        first = jnp.argmax(pred.reshape(-1))
+        index, pred = index.reshape(-1)[first], jnp.any(pred)
+    token = eqx.branched_error_if(zero, pred, index, table)
+    return _tie(tree, token)
+
+
+def finish(
+    value: Any,
+    result: Any,
+    stats: Mapping[str, Any],
+    *,
+    state: Any = None,
+    aux: Any = None,
+    throw: bool = True,
+    messages: Mapping[Any, str] | None = None,
+) -> Solution:
+    """Build the :class:`Solution` and apply ``throw``.
+
+    Args:
+      value, state, aux: the answer, the solver's state and its extra outputs.
+      result: a :class:`RESULTS` (or lineax) code, possibly batched.
+      stats: must contain ``num_steps`` and ``error``.
+      throw: raise a runtime error on failure (the message from ``messages`` or the code's own);
+        ``False`` returns the code (needed under ``vmap``).
+      messages: the solver's own message for some codes, naming its arguments (e.g.
+        ``{"max_steps_reached": "... increase `max_newton_steps` ..."}``, keyed by code name).
+
+    Returns:
+      The :class:`Solution`; with ``throw=True`` every array in it carries the check.
+    """
+    missing = {"num_steps", "error"} - set(stats)
+    if missing:
+        raise ValueError(f"finish: `stats` must contain {sorted(missing)}.")
+    stats = {k: jnp.asarray(v) for k, v in stats.items()}
+    sol = Solution(value, as_results(result), stats, state, aux)
+    if throw:
+        sol = raise_if_failed(sol, sol.result, messages)
+    return sol
