@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -155,15 +156,16 @@ def _message_table(messages: Mapping[Any, str] | None) -> tuple[str, ...]:
 
 
 def _tie(tree: Any, token: jax.Array) -> Any:
-    """Make every array of ``tree`` depend on the (zero) ``token`` without moving its data."""
+    """Make every array of ``tree`` depend on the (zero) ``token`` without moving its data.
+
+    Arrays are multiplied by ``1 + token`` (exactly 1): unlike an added zero, a factor survives
+    in the transpose of a linear map, so a check tied to a tangent is still run by reverse-mode
+    differentiation, and values (NaN, inf, −0.0) are unchanged."""
 
     def tie(v: Any) -> Any:
-        if not isinstance(v, (jax.Array, np.ndarray)) and not _is_traced(v):
-            return v
-        v = jnp.asarray(v)
         if v.dtype == jnp.bool_:
             return v | (token != 0)
-        return v + token.astype(v.dtype)
+        return v * (1 + token).astype(v.dtype)
 
     return jax.tree.map(tie, tree)
 
@@ -173,8 +175,9 @@ def raise_if_failed(tree: Any, result: RESULTS, messages: Mapping[Any, str] | No
 
     Concrete (eager) results raise at once in Python (:class:`equinox.EquinoxRuntimeError`).
     Traced results raise when the compiled computation runs; the check is tied to every array
-    of ``tree`` by adding a zero scalar, so any output that is used carries it and arrays keep
-    their sharding (``equinox.error_if`` on a large array would gather it onto one device).
+    of ``tree`` by a factor that is exactly one, so any output that is used (also through a
+    derivative) carries it and arrays keep their sharding (``equinox.error_if`` on a large
+    array would gather it onto one device).
     ``messages`` maps code names (``"max_steps_reached"``) to the solver's own message.
     """
     result = as_results(result)
@@ -187,13 +190,27 @@ def raise_if_failed(tree: Any, result: RESULTS, messages: Mapping[Any, str] | No
         if idx.ndim and np.any(idx != 0):
             raise eqx.EquinoxRuntimeError(table[int(idx[idx != 0].flat[0])])
         return tree
+    leaves, treedef = jax.tree.flatten(tree)
+    arrays = [i for i, v in enumerate(leaves) if isinstance(v, (jax.Array, np.ndarray))]
+    tied = _check_and_tie([leaves[i] for i in arrays], index, table)
+    for i, v in zip(arrays, tied, strict=True):
+        leaves[i] = v
+    return jax.tree.unflatten(treedef, leaves)
+
+
+@functools.partial(jax.jit, static_argnames=("table",))
+def _check_and_tie(arrays: list, index: jax.Array, table: tuple[str, ...]) -> list:
+    # One compiled computation: evaluated op by op (e.g. inside `lax.custom_linear_solve`'s
+    # eager implementation) the check and the arrays that carry it are a single dispatch, so a
+    # failed check surfaces as the runtime error itself and not as a poisoned input of a later
+    # operation. Inside an outer `jit` this is inlined.
     zero = jnp.zeros((), jnp.int32)
     pred = index != 0
     if jnp.ndim(index):  # batched codes (a sequence of systems): report the first failure
         first = jnp.argmax(pred.reshape(-1))
         index, pred = index.reshape(-1)[first], jnp.any(pred)
     token = eqx.branched_error_if(zero, pred, index, table)
-    return _tie(tree, token)
+    return _tie(arrays, token)
 
 
 def finish(

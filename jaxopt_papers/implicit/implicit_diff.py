@@ -37,6 +37,12 @@ Differences from the reference code:
 - **Checked backward solve.** The default is :class:`LinearSolve` (dense LU for small problems,
   CG or GMRES otherwise) rather than normal-equation CG at ``tol=1e-5``; a failed backward
   solve raises (``throw=True``) or gives NaN (``throw=False``), never a silently wrong gradient.
+- **Checked root.** The implicit function theorem holds only at a root: the derivative rule
+  evaluates ``F`` at the solver's answer and, when its relative residual exceeds ``root_tol``
+  (``‖F(x)‖ / ‖∂F·x − F(x)‖`` for ``custom_root``, the scale of the local affine model ``F``;
+  ``‖T(x) − x‖ / max(‖T(x)‖, ‖x‖)`` for ``custom_fixed_point``), raises (``throw=True`` of the
+  linear solve, the default) or returns NaN derivatives (``throw=False``) instead of a silently
+  wrong gradient. ``root_tol=None``: ``1e-4`` in float64, ``1e-2`` in lower precision.
 - Non-array arguments (Python numbers, strings, callables) are passed through as constants.
 """
 
@@ -53,6 +59,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from jaxopt_papers import _validation as V
+from jaxopt_papers._solution import RESULTS, raise_if_failed
 from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
 
 __all__ = ["custom_fixed_point", "custom_root", "root_jvp", "root_vjp"]
@@ -101,6 +109,35 @@ def _check_output(owner: str, name: str, x: Any, out: Any) -> None:
         )
 
 
+_NOT_A_ROOT = (
+    "{owner}: the solver's answer is not a root of the optimality condition (its relative "
+    "residual is above `root_tol`), so the implicit derivative at it would be wrong. Solve the "
+    "forward problem more accurately (a smaller `tol`, a larger `max_steps`), or check that "
+    "the optimality function matches the solver's problem."
+)
+
+
+def _norm(tree: Any) -> jax.Array:
+    leaves = jax.tree.leaves(tree)
+    return jnp.sqrt(sum(jnp.sum(jnp.abs(v) ** 2) for v in leaves)) if leaves else jnp.zeros(())
+
+
+def _is_root(fx: Any, x: Any, a_lin: Callable, fixed_point: bool, root_tol: Any) -> jax.Array:
+    """Whether ``x`` is a root of ``F`` (or a fixed point of ``T``) to ``root_tol``."""
+    leaves = jax.tree.leaves(x)
+    dtype = jnp.result_type(*leaves) if leaves else jnp.float32
+    if root_tol is None:
+        root_tol = 1e-4 if jnp.finfo(dtype).bits >= 64 else 1e-2
+    if fixed_point:  # fx = T(x)
+        num = _norm(jax.tree.map(jnp.subtract, fx, x))
+        den = jnp.maximum(_norm(fx), _norm(x))
+    else:  # the local affine model F(u) ≈ A u − c with c = A x − F(x)
+        num = _norm(fx)
+        den = _norm(jax.tree.map(jnp.subtract, a_lin(x), fx))
+    rel = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), num)
+    return jax.lax.stop_gradient(rel <= root_tol)
+
+
 def _implicit_solve(
     owner: str,
     solver: Callable,
@@ -109,6 +146,7 @@ def _implicit_solve(
     has_aux: bool,
     symmetric: bool,
     fixed_point: bool,
+    root_tol: float | None,
     init: Any,
     args: tuple,
     kwargs: dict,
@@ -157,7 +195,8 @@ def _implicit_solve(
             return f_conv(x, d, *c)
 
         _, b_theta = jax.jvp(f_of_theta, (theta,), (t_theta,))
-        _, a_lin = jax.linearize(lambda u: f_conv(u, dyn_, *f_consts_), x)
+        fx, a_lin = jax.linearize(lambda u: f_conv(u, dyn_, *f_consts_), x)
+        root_ok = _is_root(fx, x, a_lin, fixed_point, root_tol)
         if fixed_point:  # F = T − x: solve (I − ∂T/∂x) ẋ = ∂T/∂θ θ̇
             matvec = lambda u: jax.tree.map(jnp.subtract, u, a_lin(u))
             rhs = b_theta
@@ -174,6 +213,14 @@ def _implicit_solve(
                 flat_matvec, rhs_flat, solve, transpose_solve=solve, symmetric=symmetric
             )
         )
+        code = RESULTS.where(root_ok, RESULTS.successful, RESULTS.inaccurate)
+        if linear_solve.throw:
+            x_dot = raise_if_failed(x_dot, code, {"inaccurate": _NOT_A_ROOT.format(owner=owner)})
+        else:
+            # A factor (1 or NaN) rather than a `where`: it survives transposition, so reverse
+            # mode gets NaN too.
+            nan_if_bad = jnp.where(root_ok, 1.0, jnp.nan)
+            x_dot = jax.tree.map(lambda v: v * nan_if_bad.astype(v.dtype), x_dot)
         if has_aux:
             return out, (x_dot, jax.tree.map(_zero_tangent, out[1]))
         return out, x_dot
@@ -187,6 +234,7 @@ def custom_root(
     has_aux: bool = False,
     *,
     symmetric: bool | None = None,
+    root_tol: float | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorate ``solver(init, *args, **kwargs)`` so that it is differentiated implicitly.
 
@@ -200,8 +248,25 @@ def custom_root(
       symmetric: declare ``∂F/∂x`` symmetric positive definite (lets ``"auto"`` use CG).
         ``None`` reads ``optimality_fn.symmetric`` (set by the catalogue in
         :mod:`jaxopt_papers.implicit.optimality`), else ``False``.
+      root_tol: largest relative residual of ``optimality_fn`` at the solver's answer for which
+        derivatives are returned (module docstring; ``None``: 1e-4 in float64, 1e-2 else).
+        Above it the derivative rule raises, or returns NaN if the linear solve has
+        ``throw=False``.
+
+    Returns:
+      A decorator: ``custom_root(F)(solver)`` has the solver's signature.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxopt_papers.implicit import custom_root
+      >>> F = lambda x, a: x**2 - a          # root: sqrt(a)
+      >>> @custom_root(F)
+      ... def sqrt(init, a):
+      ...     return jax.lax.fori_loop(0, 50, lambda _, x: 0.5 * (x + a / x), init)
+      >>> float(jax.grad(lambda a: sqrt(1.0, a))(4.0))  # 1 / (2 sqrt(a))
+      0.25
     """
-    return _decorator("custom_root", optimality_fn, solve, has_aux, symmetric, False)
+    return _decorator("custom_root", optimality_fn, solve, has_aux, symmetric, False, root_tol)
 
 
 def custom_fixed_point(
@@ -210,13 +275,17 @@ def custom_fixed_point(
     has_aux: bool = False,
     *,
     symmetric: bool | None = None,
+    root_tol: float | None = None,
 ) -> Callable[[Callable], Callable]:
     """Like :func:`custom_root` for ``x* = T(x*, *args, **kwargs)`` (``F = T − x``).
 
     ``symmetric=True`` declares ``I − ∂T/∂x`` symmetric positive definite (true for a symmetric
-    contraction ``T``), so that CG applies.
+    contraction ``T``), so that CG applies. ``root_tol`` bounds ``‖T(x) − x‖/max(‖T(x)‖, ‖x‖)``
+    at the answer (see :func:`custom_root`).
     """
-    return _decorator("custom_fixed_point", fixed_point_fn, solve, has_aux, symmetric, True)
+    return _decorator(
+        "custom_fixed_point", fixed_point_fn, solve, has_aux, symmetric, True, root_tol
+    )
 
 
 def _decorator(
@@ -226,9 +295,12 @@ def _decorator(
     has_aux: bool,
     symmetric: bool | None,
     fixed_point: bool,
+    root_tol: float | None = None,
 ) -> Callable[[Callable], Callable]:
     name = "fixed_point_fn" if fixed_point else "optimality_fn"
     _check_callable(owner, name, fn)
+    if root_tol is not None:
+        V.check_real(owner, "root_tol", root_tol, low=0.0)
     linear_solve = as_linear_solve(solve, owner=owner)
     sym = bool(getattr(fn, "symmetric", False)) if symmetric is None else bool(symmetric)
 
@@ -238,8 +310,9 @@ def _decorator(
         @functools.wraps(solver)
         def wrapped(init: Any, *args: Any, **kwargs: Any) -> Any:
             return _implicit_solve(
-                owner, solver, fn, linear_solve, has_aux, sym, fixed_point, init, args, kwargs
-            )
+                owner, solver, fn, linear_solve, has_aux, sym, fixed_point, root_tol, init,
+                args, kwargs,
+            )  # fmt: skip
 
         return wrapped
 

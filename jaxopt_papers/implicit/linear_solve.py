@@ -28,7 +28,18 @@ relative residual ``‖(A + ridge·I)x − b‖₂ / ‖b‖₂`` is finite and 
 (default ``1e-4`` in float64, ``1e-2`` in lower precision: a safety net against singular
 systems and solvers that report nothing; the accuracy itself is set by ``rtol``). A rejected
 answer raises a runtime error saying what to change when ``throw=True``; with ``throw=False``
-it is replaced by NaN, so a failed backward solve can never pass for a gradient.
+it is replaced by NaN, so a failed backward solve can never pass for a gradient. The outcome is
+reported as a :class:`~jaxopt_papers.RESULTS` code in ``stats["result"]``: lineax's own code when
+lineax failed, ``inaccurate`` when the residual check rejected the answer, ``nonfinite`` for
+NaN/inf.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from jaxopt_papers.implicit import LinearSolve
+  >>> A = jnp.array([[4.0, 1.0], [1.0, 3.0]])
+  >>> x, stats = LinearSolve()(lambda u: A @ u, jnp.array([1.0, 2.0]))
+  >>> bool(jnp.allclose(A @ x, jnp.array([1.0, 2.0]), atol=1e-5)), str(stats["result"]) == ""
+  (True, True)
 
 Differences from the reference code (jaxopt 0.8.5 ``linear_solve.py``): the default is not
 normal-equation CG at ``tol=1e-5`` (which squares the condition number and limits Jacobians to
@@ -48,6 +59,9 @@ import lineax as lx
 import numpy as np
 import optax
 
+from jaxopt_papers import _validation as V
+from jaxopt_papers._solution import RESULTS, as_results, raise_if_failed
+
 __all__ = ["LinearSolve", "as_linear_solve"]
 
 _ITERATIVE = (lx.CG, lx.GMRES, lx.BiCGStab, lx.Normal)
@@ -63,6 +77,13 @@ _FAILURE = (
     "gauge freedom) or `solver='svd'` for the minimum-norm answer; raise the backward "
     "`max_steps` or use a dense `solver='lu'` for ill-conditioned systems."
 )
+
+
+_MESSAGES = {
+    name: _FAILURE
+    for name in ("max_steps_reached", "singular", "breakdown", "stagnation", "conlim",
+                 "nonfinite_input", "nonfinite", "inaccurate")
+}  # fmt: skip
 
 
 def _result_dtype(b: Any) -> np.dtype:
@@ -108,15 +129,10 @@ class LinearSolve(eqx.Module):
                 f"callable solve(matvec, b) -> x; got {type(s).__name__}."
             )
         for name in ("rtol", "atol", "max_residual", "ridge"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, jax.core.Tracer) and not float(v) >= 0:
-                raise ValueError(f"LinearSolve: `{name}` must be >= 0, got {v!r}.")
-        if self.max_steps is not None and (
-            not isinstance(self.max_steps, int) or self.max_steps < 1
-        ):
-            raise ValueError(
-                f"LinearSolve: `max_steps` must be a positive int or None, got {self.max_steps!r}."
-            )
+            if getattr(self, name) is not None:
+                V.check_real("LinearSolve", name, getattr(self, name), low=0.0)
+        if self.max_steps is not None:
+            V.check_int("LinearSolve", "max_steps", self.max_steps, low=1)
 
     def _tolerances(self, dtype: np.dtype) -> tuple[float, float, float]:
         wide = jnp.finfo(dtype).bits >= 64
@@ -160,7 +176,8 @@ class LinearSolve(eqx.Module):
         """Solve ``A x = b`` for the linear map ``matvec`` (x ↦ A x); returns ``(x, stats)``.
 
         ``stats``: ``residual`` (relative, 2-norm), ``num_steps`` (−1 when the solver does not
-        say) and ``success``. ``symmetric=True`` declares ``A`` symmetric positive definite.
+        say), ``result`` (a :class:`~jaxopt_papers.RESULTS` code) and ``success`` (``result ==
+        RESULTS.successful``). ``symmetric=True`` declares ``A`` symmetric positive definite.
         ``report_residual=False`` (used inside gradients, where the stats are not returned)
         spares the extra product ``A x`` when an iterative lineax solver reports convergence,
         its own stopping test being the stricter one; ``residual`` is then NaN. Direct solvers
@@ -184,28 +201,39 @@ class LinearSolve(eqx.Module):
             operator = lx.FunctionLinearOperator(op, structure, tags)
             sol = lx.linear_solve(operator, b, solver, throw=False)
             x = sol.value
-            ok = sol.result == lx.RESULTS.successful
+            code = RESULTS.promote(sol.result)
             num_steps = jnp.asarray(sol.stats.get("num_steps", -1))
         else:
             x = solver(op, b)
             if isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], dict):
                 x, extra = x  # a callable may return (x, stats), e.g. a recycle state
-            ok = jnp.asarray(extra.pop("success", True))
+            extra = dict(extra)
+            if "result" in extra:
+                code = as_results(extra.pop("result"))
+                extra.pop("success", None)
+            else:
+                ok = jnp.asarray(extra.pop("success", True))
+                code = RESULTS.where(ok, RESULTS.successful, RESULTS.max_steps_reached)
             num_steps = jnp.asarray(extra.pop("num_steps", -1))
+        finite = jnp.isfinite(optax.tree.norm(x))
         if report_residual or not iterative:
             r = jax.tree.map(jnp.subtract, op(x), b)
             b_norm = optax.tree.norm(b)
             r_norm = optax.tree.norm(r)
             residual = jnp.where(b_norm > 0, r_norm / jnp.where(b_norm > 0, b_norm, 1.0), r_norm)
-            success = ok & jnp.isfinite(residual) & (residual <= max_residual)
+            finite = finite & jnp.isfinite(residual)
+            accurate = residual <= max_residual
         else:
             residual = jnp.asarray(jnp.nan, dtype)
-            success = ok & jnp.isfinite(optax.tree.norm(x))
+            accurate = jnp.asarray(True)
+        code = RESULTS.where((code == RESULTS.successful) & ~accurate, RESULTS.inaccurate, code)
+        code = RESULTS.where(finite, code, RESULTS.nonfinite)
+        success = code == RESULTS.successful
         if self.throw:
-            x = eqx.error_if(x, ~success, _FAILURE)
+            x = raise_if_failed(x, code, _MESSAGES)
         else:
             x = jax.tree.map(lambda v: jnp.where(success, v, jnp.nan), x)
-        stats = {"residual": residual, "num_steps": num_steps, "success": success}
+        stats = {"residual": residual, "num_steps": num_steps, "result": code, "success": success}
         return x, stats | extra
 
 

@@ -8,6 +8,7 @@ autodiff through the closed-form solve; a dense implicit-function-theorem Jacobi
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jaxopt
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
+from jaxopt_papers import RESULTS
 from jaxopt_papers.implicit import (
     LinearSolve,
     custom_fixed_point,
@@ -25,6 +27,7 @@ from jaxopt_papers.implicit import (
     root_vjp,
 )
 
+RUNTIME_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)
 RNG = np.random.default_rng(0)
 X = jnp.asarray(RNG.normal(size=(30, 6)))
 Y = jnp.asarray(RNG.normal(size=30))
@@ -257,3 +260,55 @@ def test_bad_decorator_arguments():
         custom_root(ridge_grad, solve=42)
     with pytest.raises(TypeError, match="`solver` must be callable"):
         custom_root(ridge_grad)("not a function")
+
+
+def _ridge_by_gradient_steps(num_steps):
+    """Ridge regression solved by a fixed number of gradient steps: unconverged when few."""
+    X = jnp.asarray(RNG.normal(size=(30, 5)))
+    y = jnp.asarray(RNG.normal(size=30))
+    F = lambda w, lam: X.T @ (X @ w - y) / 30 + lam * w
+    step = 1.0 / float(jnp.linalg.eigvalsh(X.T @ X / 30)[-1] + 1.0)
+
+    def solver(init, lam):
+        return jax.lax.fori_loop(0, num_steps, lambda _, w: w - step * F(w, lam), init)
+
+    exact = lambda lam: jnp.linalg.solve(X.T @ X / 30 + lam * jnp.eye(5), X.T @ y / 30)
+    return F, solver, exact
+
+
+def test_unconverged_forward_solve_gives_an_error_not_a_wrong_derivative():
+    F, solver, exact = _ridge_by_gradient_steps(2)
+    loss = lambda s: lambda lam: jnp.sum(custom_root(F, solve=s)(solver)(jnp.zeros(5), lam))
+    true = jax.grad(lambda lam: jnp.sum(exact(lam)))(0.5)
+    # The derivative rule at an unconverged point differs from the true derivative ...
+    loose = jax.grad(loss(None))  # default: raises
+    with pytest.raises(RUNTIME_ERRORS, match="not a root of the optimality condition"):
+        jax.block_until_ready(loose(0.5))
+    with pytest.raises(RUNTIME_ERRORS, match="not a root of the optimality condition"):
+        jax.block_until_ready(jax.jit(loose)(0.5))
+    # ... with throw=False the derivative is NaN, never a silently wrong number.
+    quiet = jax.grad(loss(LinearSolve(throw=False)))(0.5)
+    assert bool(jnp.isnan(quiet)) and bool(jnp.isfinite(true))
+    # Converged, the same rule gives the exact derivative.
+    F, solver, exact = _ridge_by_gradient_steps(2000)
+    g = jax.grad(lambda lam: jnp.sum(custom_root(F)(solver)(jnp.zeros(5), lam)))(0.5)
+    np.testing.assert_allclose(g, jax.grad(lambda lam: jnp.sum(exact(lam)))(0.5), rtol=1e-8)
+
+
+def test_root_tol_is_checked_and_loosens_the_check():
+    F, solver, _ = _ridge_by_gradient_steps(60)
+    with pytest.raises(ValueError, match="`root_tol` must be a finite number"):
+        custom_root(F, root_tol=-1.0)
+    g = jax.grad(lambda lam: jnp.sum(custom_root(F, root_tol=1.0)(solver)(jnp.zeros(5), lam)))
+    assert bool(jnp.isfinite(g(0.5)))
+
+
+def test_linear_solve_reports_lineax_codes():
+    singular = jnp.asarray([[1.0, 2.0], [2.0, 4.0]])
+    _, stats = LinearSolve("lu", throw=False)(lambda u: singular @ u, jnp.asarray([1.0, 0.0]))
+    assert stats["result"] != RESULTS.successful and not bool(stats["success"])
+    _, stats = LinearSolve("lu", throw=False)(lambda u: 2.0 * u, jnp.asarray([1.0, 0.0]))
+    assert stats["result"] == RESULTS.successful and bool(stats["success"])
+    wrong = lambda matvec, b: (b, {"result": RESULTS.max_steps_reached})
+    _, stats = LinearSolve(wrong, throw=False)(lambda u: 2.0 * u, jnp.asarray([1.0, 0.0]))
+    assert stats["result"] == RESULTS.max_steps_reached

@@ -123,8 +123,13 @@ def test_throw_false_reports_and_throw_true_raises_on_any_output(case):
     )
     assert bool(jnp.all(codes))
     loud = dataclasses.replace(short, throw=True)
-    # Only the step count is used: the check must still fire (it is tied to every output).
+    # Only the step count, or only a gradient, is used: the check must still fire (it is tied
+    # to every output, and survives transposition).
     with pytest.raises(RUNTIME_ERRORS):
         jax.block_until_ready(
             jax.jit(lambda v: case.run(loud, v).stats["num_steps"])(case.values[0])
+        )
+    with pytest.raises(RUNTIME_ERRORS):
+        jax.block_until_ready(
+            jax.jit(jax.grad(lambda v: jnp.sum(case.output(case.run(loud, v)))))(case.values[0])
         )
