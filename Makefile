@@ -17,7 +17,7 @@ $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[test,bench]"
 	touch $@ $(VENV)/.tour-installed
 
-## Run the tour: train the digits MLP with our optimizers and optax's, print a table, write a plot.
+## Run the tour (jaxopt_papers/tour/): each area against what a user would use instead.
 tour: $(VENV)/.tour-installed
 	$(PY) -m jaxopt_papers
 

@@ -7,10 +7,10 @@
     ours/anchor (median of the paired per-repeat ratios) and PASS/FAIL against the issue's
     targets. Compile time is measured apart.
 (b) **AlgoPerf-style steps-to-target and time-to-target** on the three workloads of
-    :mod:`jaxopt_papers.workloads` (digits MLP, digits CNN, teacher–student regression), 3 seeds,
-    ours against optax adam/adamw/lion/adan. Time-to-target is ``steps_to_target`` times the
-    measured time per step of the compiled run (periodic evaluation included); compile time is
-    reported in its own column, not added. A missed target counts as ∞. The AlgoPerf score
+    :mod:`jaxopt_papers.tour.workloads` (digits MLP, digits CNN, teacher–student regression),
+    3 seeds, ours against optax adam/adamw/lion/adan. Time-to-target is ``steps_to_target``
+    times the measured time per step of the compiled run (periodic evaluation included); compile
+    time is reported in its own column, not added. A missed target counts as ∞. The AlgoPerf score
     integrates the performance profile over τ ∈ [1, 4].
 
 Writes ``<out>/optimizers.json`` and ``<out>/optimizers.png`` and prints markdown tables, which
@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import jaxopt_papers as jop  # noqa: E402
-from jaxopt_papers import workloads as W  # noqa: E402
+from jaxopt_papers.tour import workloads as W  # noqa: E402
 
 # ------------------------------------------------------------------- (a) update-step timing
 

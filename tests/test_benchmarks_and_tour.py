@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ import optax
 import pytest
 from scipy import signal
 
-from jaxopt_papers import workloads as W
+from jaxopt_papers.tour import workloads as W
 from tests.conftest import ROOT
 
 # --------------------------------------------------------------------------------- anchors
@@ -309,3 +310,57 @@ def test_linear_benchmark_quick(tmp_path):
     assert ours["matvecs"] < 0.7 * gmres["matvecs"]
     # Our GMRES(40) and scipy's take the same number of products (same algorithm and test).
     assert abs(gmres["matvecs"] - rows["scipy gmres(40)"]["matvecs"]) <= 0.05 * gmres["matvecs"]
+
+
+def test_tour_section_leaves_the_x64_flag_alone(tmp_path, monkeypatch):
+    from jaxopt_papers.tour import Tour, hypergradient
+
+    def no_global_update(name, value):
+        raise AssertionError(f"the section set {name} globally")
+
+    jax.config.update("jax_enable_x64", False)
+    try:
+        ctx = Tour(out=tmp_path, quick=True)
+        with monkeypatch.context() as m:
+            m.setattr(jax.config, "update", no_global_update)
+            hypergradient.section(ctx)  # computes in float64 inside
+        assert jax.config.jax_enable_x64 is False
+        assert jnp.zeros(1).dtype == jnp.float32
+        assert ctx.written == [tmp_path / "hypergradient.png"]
+    finally:
+        jax.config.update("jax_enable_x64", True)
+
+
+def test_tour_uses_public_api_only():
+    import ast
+    import importlib
+
+    from jaxopt_papers import tour
+
+    sources = sorted(pathlib.Path(tour.__file__).parent.glob("*.py"))
+    assert len(sources) > 3
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                mod = node.module if isinstance(node, ast.ImportFrom) else None
+                names = [a.name for a in node.names]
+                assert "importlib" not in {mod, *names}, where
+                if (
+                    mod
+                    and mod.startswith("jaxopt_papers")
+                    and not mod.startswith("jaxopt_papers.tour")
+                ):
+                    public = set(importlib.import_module(mod).__all__)
+                    assert set(names) <= public, (where, set(names) - public)
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                assert node.attr.startswith("__"), (where, node.attr)
+
+
+def test_console_script_runs_the_tour():
+    tomllib = pytest.importorskip("tomllib")
+    from jaxopt_papers import tour
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    module, name = pyproject["project"]["scripts"]["jaxopt-papers-tour"].split(":")
+    assert getattr(__import__(module, fromlist=[name]), name) is tour.main

@@ -71,6 +71,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxopt_papers.proximal.prox import _like_x
 
@@ -135,19 +136,6 @@ def _same_structure(owner: str, name: str, value: Any, x: Any) -> None:
                 f"{owner}: `{name}`{where} must have the shape of `x`{where}, {_shape(xl)}, "
                 f"got {_shape(vl)}."
             )
-
-
-def _tree_vdot(a: Any, b: Any) -> jax.Array:
-    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    return sum((jnp.vdot(u, v) for u, v in pairs), 0.0)
-
-
-def _tree_sq_norm(x: Any) -> jax.Array:
-    return sum((jnp.sum(jnp.square(u)) for u in jax.tree.leaves(x)), 0.0)
-
-
-def _tree_size(x: Any) -> int:
-    return sum(int(jnp.size(u)) for u in jax.tree.leaves(x))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,10 +251,10 @@ def projection_l2_sphere(x: Any, value: Any = 1.0) -> Any:
     """
     owner = "projection_l2_sphere"
     v = _scalar(owner, "value", 1.0 if value is None else value)
-    sq = _tree_sq_norm(x)
+    sq = optax.tree.norm(x, squared=True)
     nonzero = sq > 0
     factor = jnp.where(nonzero, v / jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
-    fill = jnp.where(nonzero, 0.0, v / jnp.sqrt(max(_tree_size(x), 1)))
+    fill = jnp.where(nonzero, 0.0, v / jnp.sqrt(max(optax.tree.size(x), 1)))
     return jax.tree.map(lambda u: factor * u + fill, x)
 
 
@@ -277,7 +265,7 @@ def projection_l2_ball(x: Any, max_value: Any = 1.0) -> Any:
     """
     owner = "projection_l2_ball"
     r = _scalar(owner, "max_value", 1.0 if max_value is None else max_value)
-    sq = _tree_sq_norm(x)
+    sq = optax.tree.norm(x, squared=True)
     outside = sq > r * r
     factor = jnp.where(outside, r / jnp.sqrt(jnp.where(outside, sq, 1.0)), 1.0)
     return jax.tree.map(lambda u: factor * u, x)
@@ -300,7 +288,7 @@ def projection_hyperplane(x: Any, hyperparams: tuple[Any, Any]) -> Any:
     ``hyperparams = (a, b)``: ``a`` a pytree like ``x`` (a ≠ 0, not checked), ``b`` a scalar.
     """
     a, b = _hyperplane_args("projection_hyperplane", x, hyperparams)
-    step = (_tree_vdot(a, x) - b) / _tree_sq_norm(a)
+    step = (optax.tree.vdot(a, x) - b) / optax.tree.norm(a, squared=True)
     return jax.tree.map(lambda u, w: u - step * w, x, a)
 
 
@@ -310,7 +298,7 @@ def projection_halfspace(x: Any, hyperparams: tuple[Any, Any]) -> Any:
     ``hyperparams = (a, b)``: ``a`` a pytree like ``x`` (a ≠ 0, not checked), ``b`` a scalar.
     """
     a, b = _hyperplane_args("projection_halfspace", x, hyperparams)
-    step = jax.nn.relu(_tree_vdot(a, x) - b) / _tree_sq_norm(a)
+    step = jax.nn.relu(optax.tree.vdot(a, x) - b) / optax.tree.norm(a, squared=True)
     return jax.tree.map(lambda u, w: u - step * w, x, a)
 
 

@@ -33,7 +33,7 @@ runs between steps.
 Example::
 
     import optax
-    from jaxopt_papers import workloads
+    from jaxopt_papers.tour import workloads
 
     wl = workloads.digits_mlp()
     result = workloads.train(wl, optax.adam(3e-3), seed=0)
