@@ -66,7 +66,13 @@ Differences from the reference code:
 * ``channel_axis`` (default ``-1``) names the output-channel axis of the channel view. The
   reference code uses axis 0 (torch layout ``(out, in, kh, kw)``); flax Dense kernels are
   ``(in, out)`` and Conv kernels ``(kh, kw, in, out)``, so the JAX default is the last axis.
-  ``channel_axis=0`` reproduces the reference code on torch-layout tensors.
+  ``channel_axis=0`` reproduces the reference code on torch-layout tensors. It is structural:
+  under ``optax.inject_hyperparams`` pass ``static_args=("channel_axis",)``.
+* Half-precision (float16, bfloat16) leaves are updated with float32 arithmetic (in float16,
+  ``eps = 1e-8`` underflows to 0 and a zero gradient entry would give ``0/0``); the first
+  moment is stored in the param dtype (or ``mu_dtype``), the second one in float32 for float16
+  params (squared gradients underflow in float16), and the updates are returned in the param
+  dtype. ``eps`` must be positive.
 * The update is branch-free: both views are evaluated and the outcome selected with
   ``jnp.where`` (same result as the reference code's early return). The layer-view norms and dot
   products are sums of the per-row ones instead of fresh full reductions, and the projection is
@@ -83,7 +89,6 @@ Differences from the reference code:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -99,7 +104,20 @@ __all__ = ["AdamPState", "SGDPState", "adamp", "scale_by_adamp", "scale_by_sgdp"
 
 
 class AdamPState(NamedTuple):
-    """State of :func:`scale_by_adamp`: step count and the two Adam moments."""
+    """State of :func:`scale_by_adamp` (and of the first link of :func:`adamp`).
+
+    Attributes:
+      count: the number of steps taken (int32).
+      mu: the first moment ``m`` (param dtype, or ``mu_dtype``).
+      nu: the second moment ``v`` (param dtype; float32 for float16 params).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> state = jop.scale_by_adamp().init({"w": jnp.ones((3, 2))})
+      >>> int(state.count), state.mu["w"].shape
+      (0, (3, 2))
+    """
 
     count: jax.Array
     mu: optax.Updates
@@ -107,34 +125,26 @@ class AdamPState(NamedTuple):
 
 
 class SGDPState(NamedTuple):
-    """State of :func:`scale_by_sgdp`: step count and the momentum buffer."""
+    """State of :func:`scale_by_sgdp` (and of the first link of :func:`sgdp`).
+
+    Attributes:
+      count: the number of steps taken (int32).
+      momentum: the momentum buffer (param dtype, or ``mu_dtype``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> state = jop.scale_by_sgdp(momentum=0.9).init({"w": jnp.ones((3, 2))})
+      >>> int(state.count), state.momentum["w"].shape
+      (0, (3, 2))
+    """
 
     count: jax.Array
     momentum: optax.Updates
 
 
 # --------------------------------------------------------------------------------------------
-# shared helpers
-
-
-def _check_channel_axis(owner: str, channel_axis: Any) -> None:
-    """``channel_axis`` is an int (a Python int, or an integer scalar under inject_hyperparams)."""
-    if isinstance(channel_axis, bool):
-        raise TypeError(f"{owner}: `channel_axis` must be an int, got {channel_axis!r}.")
-    if isinstance(channel_axis, (int, np.integer)):
-        return
-    if isinstance(channel_axis, (jax.Array, np.ndarray)) and (
-        np.ndim(channel_axis) == 0 and jnp.issubdtype(channel_axis.dtype, jnp.integer)
-    ):
-        return
-    raise TypeError(f"{owner}: `channel_axis` must be an int, got {channel_axis!r}.")
-
-
-def _static_axis(channel_axis: Any) -> int | None:
-    """The axis as a Python int, or None if it is only known at run time (a tracer)."""
-    if isinstance(channel_axis, jax.core.Tracer):
-        return None
-    return int(channel_axis)
+# the projected core shared by AdamP and SGDP
 
 
 def _decay_mask(owner: str, mask: Any, params: Any) -> list[bool]:
@@ -228,33 +238,71 @@ def _projection(p, g, u_fn, eps, delta, axis: int):
     return coef, fired
 
 
-def _project_leaf(owner, p, g, u_fn, eps, delta, channel_axis, finish):
-    """``finish(coef, fired)`` after the projection of a leaf with ``ndim > 1``.
+class _LeafStep(NamedTuple):
+    """One leaf's step as the projected core sees it.
 
-    ``channel_axis`` is static in normal use; if it is traced (``optax.inject_hyperparams``
-    without ``static_args="channel_axis"``) we dispatch with ``lax.switch`` over the axes.
+    ``direction()`` builds the unprojected update ``u`` from the gradient and the *new* state
+    buffers (see :func:`_projection`). ``finish(coef, r)`` returns the leaf's output direction
+    and its new state buffers once the radial component ``coef * p`` is removed from ``u`` and
+    the weight decay is scaled by ``r`` (``coef = 0`` and ``r = 1`` when nothing is projected).
     """
-    axis = _static_axis(channel_axis)
-    if axis is not None:
-        if not -p.ndim <= axis < p.ndim:
-            raise ValueError(
-                f"{owner}: `channel_axis`={axis} is out of range for a parameter of shape "
-                f"{p.shape}."
-            )
-        return finish(*_projection(p, g, u_fn, eps, delta, axis))
-    branches = [
-        functools.partial(lambda k: finish(*_projection(p, g, u_fn, eps, delta, k)), k)
-        for k in range(p.ndim)
-    ]
-    index = jnp.mod(jnp.asarray(channel_axis, jnp.int32), p.ndim)
-    return jax.lax.switch(index, branches)
+
+    direction: Callable[[], jax.Array]
+    finish: Callable[[jax.Array, Any], tuple[jax.Array, tuple]]
 
 
-def _needs_params(owner: str, params: Any) -> None:
+def _projected_update(
+    owner, updates, params, buffers, leaf_step, *, mask, eps, delta, wd_ratio, channel_axis
+):
+    """Apply ``leaf_step`` to every leaf and the projection to every leaf with ``ndim > 1``.
+
+    ``buffers`` is a tuple of state trees laid out like ``params``;
+    ``leaf_step(p, g, old_buffers, decay)`` returns a :class:`_LeafStep`. Leaves whose gradient
+    is None pass through with their buffers unchanged. Returns the tree of directions and the
+    tuple of new buffer trees.
+    """
     if params is None:
         raise ValueError(
             f"{owner}: the projection and weight decay need `params`; pass them to `update`."
         )
+    treedef = jax.tree.structure(params)
+    leaves_p = treedef.flatten_up_to(params)
+    leaves_g = treedef.flatten_up_to(updates)
+    leaves_b = [treedef.flatten_up_to(b) for b in buffers]
+    decays = _decay_mask(owner, mask, params)
+
+    out, new = [], [[] for _ in buffers]
+    for i, (p, g, decay) in enumerate(zip(leaves_p, leaves_g, decays, strict=True)):
+        old = tuple(b[i] for b in leaves_b)
+        if g is None:
+            d, bufs = None, old
+        else:
+            step = leaf_step(p, g, old, decay)
+            if p.ndim > 1 and p.size > 0:
+                if not -p.ndim <= channel_axis < p.ndim:
+                    raise ValueError(
+                        f"{owner}: `channel_axis` must be an axis of every parameter with more "
+                        f"than one dimension, got {channel_axis} for a parameter of shape "
+                        f"{p.shape}."
+                    )
+                coef, fired = _projection(p, g, step.direction, eps, delta, channel_axis)
+                d, bufs = step.finish(coef, jnp.where(fired, wd_ratio, 1.0))
+            else:
+                d, bufs = step.finish(jnp.zeros((), V.compute_dtype(p.dtype)), 1.0)
+        out.append(d)
+        for acc, b in zip(new, bufs, strict=True):
+            acc.append(b)
+    return treedef.unflatten(out), tuple(treedef.unflatten(b) for b in new)
+
+
+def _check_projection_args(owner, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis):
+    V.check_eps(owner, "eps", eps, positive=True)
+    V.check_weight_decay(owner, weight_decay)
+    V.check_real(owner, "delta", delta, low=0.0)
+    V.check_real(owner, "wd_ratio", wd_ratio, low=0.0)
+    nesterov = V.check_flag(owner, "nesterov", nesterov)
+    channel_axis = V.check_static_int(owner, "channel_axis", channel_axis, low=None)
+    return nesterov, channel_axis
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,77 +310,66 @@ def _needs_params(owner: str, params: Any) -> None:
 
 
 def _adamp_transform(
-    b1, b2, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis, mask, owner
+    owner, b1, b2, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis, mu_dtype, mask
 ) -> optax.GradientTransformationExtraArgs:
     V.check_beta(owner, "b1", b1)
     V.check_beta(owner, "b2", b2)
-    V.check_eps(owner, "eps", eps)
-    V.check_weight_decay(owner, weight_decay)
-    V.check_real(owner, "delta", delta, low=0.0)
-    V.check_real(owner, "wd_ratio", wd_ratio, low=0.0)
-    _check_channel_axis(owner, channel_axis)
-    nesterov = bool(nesterov)
+    nesterov, channel_axis = _check_projection_args(
+        owner, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis
+    )
+    mu_dtype = V.check_float_dtype(owner, "mu_dtype", mu_dtype)
+    V.check_mask(owner, mask)
 
     def init_fn(params):
+        V.check_optimizer_init(owner, params)
         return AdamPState(
             count=jnp.zeros([], jnp.int32),
-            mu=optax.tree.zeros_like(params),
-            nu=optax.tree.zeros_like(params),
+            mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+            nu=V.second_moment_zeros(params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        _needs_params(owner, params)
+        V.check_optimizer_update(owner, updates, params, state.nu)
         count = optax.safe_increment(state.count)
         wd = scheduled_value(weight_decay, state.count)
         bc1 = 1 - jnp.asarray(b1) ** count
         sqrt_bc2 = jnp.sqrt(1 - jnp.asarray(b2) ** count)
 
-        treedef = jax.tree.structure(params)
-        leaves_p = treedef.flatten_up_to(params)
-        leaves_g = treedef.flatten_up_to(updates)
-        leaves_m = treedef.flatten_up_to(state.mu)
-        leaves_v = treedef.flatten_up_to(state.nu)
-        decays = _decay_mask(owner, mask, params)
-
-        out, new_m, new_v = [], [], []
-        for p, g, m, v, decay in zip(leaves_p, leaves_g, leaves_m, leaves_v, decays, strict=True):
-            if g is None:
-                out.append(None)
-                new_m.append(m)
-                new_v.append(v)
-                continue
-            dtype = p.dtype
-            m = (b1 * m + (1 - b1) * g).astype(m.dtype)
-            v = (b2 * v + (1 - b2) * jnp.square(g)).astype(v.dtype)
+        def leaf_step(p, g, old, decay):
+            m, v = old
+            cd = V.compute_dtype(p.dtype, g.dtype, m.dtype, v.dtype)
+            g_c = g.astype(cd)
+            m_new = b1 * m.astype(cd) + (1 - b1) * g_c
+            v_new = b2 * v.astype(cd) + (1 - b2) * jnp.square(g_c)
             wd_leaf = wd if decay else 0.0
-            inv_bc1 = (1 / bc1).astype(dtype)
+            inv_bc1 = (1 / bc1).astype(cd)
 
-            def direction(g=g, m=m, v=v, dtype=dtype):  # from the new moments (see _projection)
-                denom = jnp.sqrt(v) / sqrt_bc2.astype(dtype) + eps
-                num = b1 * m + (1 - b1) * g if nesterov else m
+            def direction():  # from the new moments (see _projection)
+                denom = jnp.sqrt(v_new) / sqrt_bc2.astype(cd) + eps
+                num = b1 * m_new + (1 - b1) * g_c if nesterov else m_new
                 return num / denom
 
-            if p.ndim > 1 and p.size > 0:
+            def finish(coef, r):
+                scale = wd_leaf * r - coef * inv_bc1
+                d = direction() * inv_bc1 + scale * p
+                return d.astype(p.dtype), (m_new.astype(m.dtype), v_new.astype(v.dtype))
 
-                def finish(coef, fired, u_fn=direction, p=p, wd_leaf=wd_leaf, inv_bc1=inv_bc1):
-                    r = jnp.where(fired, wd_ratio, 1.0)
-                    scale = wd_leaf * r - coef * inv_bc1
-                    return (u_fn() * inv_bc1 + scale * p).astype(p.dtype)
+            return _LeafStep(direction, finish)
 
-                d = _project_leaf(owner, p, g, direction, eps, delta, channel_axis, finish)
-            else:
-                d = (direction() * inv_bc1 + wd_leaf * p).astype(dtype)
-            out.append(d)
-            new_m.append(m)
-            new_v.append(v)
-
-        new_state = AdamPState(
-            count=count,
-            mu=treedef.unflatten(new_m),
-            nu=treedef.unflatten(new_v),
+        out, (mu, nu) = _projected_update(
+            owner,
+            updates,
+            params,
+            (state.mu, state.nu),
+            leaf_step,
+            mask=mask,
+            eps=eps,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            channel_axis=channel_axis,
         )
-        return treedef.unflatten(out), new_state
+        return out, AdamPState(count=count, mu=mu, nu=nu)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -344,16 +381,55 @@ def scale_by_adamp(
     weight_decay: optax.ScalarOrSchedule = 0.0,
     delta: float = 0.1,
     wd_ratio: float = 0.1,
+    *,
     nesterov: bool = False,
     channel_axis: int = -1,
+    mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """AdamP direction ``u/bc1 + weight_decay * r * p`` (projected Adam step plus decay).
+    """AdamP's direction ``u / bc1 + weight_decay * r * p``, before the learning rate.
 
-    Multiply by ``-learning_rate`` (``optax.scale_by_learning_rate``) to get the reference
-    code's step. Needs ``params`` in ``update``. See the module docstring.
+    The projected Adam step plus the decay (see the module docstring); chain it with
+    ``optax.scale_by_learning_rate`` to get the reference code's step. ``update`` needs
+    ``params``.
+
+    Args:
+      b1: decay rate of the first moment, in ``[0, 1)``.
+      b2: decay rate of the second moment, in ``[0, 1)``.
+      eps: the ``eps`` of the Adam denominator, of the cosine and of the projection; > 0.
+      weight_decay: decoupled weight decay ``λ`` (a number or a schedule of the step count),
+        scaled by ``wd_ratio`` on the steps where a leaf is projected.
+      delta: the cosine threshold: a view fires when ``max cos < delta / sqrt(row length)``.
+      wd_ratio: the factor of the weight decay on projected steps.
+      nesterov: use the Nesterov form of the update (keyword-only).
+      channel_axis: the output-channel axis of the channel view (keyword-only, structural).
+      mu_dtype: dtype of the first moment; None: the param dtype (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with state :class:`AdamPState`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+      >>> tx = optax.chain(jop.scale_by_adamp(), optax.scale_by_learning_rate(1e-3))
+      >>> state = tx.init(params)
+      >>> grads = {"w": jnp.full((3, 2), 0.5), "b": jnp.ones(2)}
+      >>> updates, state = tx.update(grads, state, params)
+      >>> updates["w"].shape
+      (3, 2)
     """
     return _adamp_transform(
-        b1, b2, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis, None, "scale_by_adamp"
+        "scale_by_adamp",
+        b1,
+        b2,
+        eps,
+        weight_decay,
+        delta,
+        wd_ratio,
+        nesterov,
+        channel_axis,
+        mu_dtype,
+        None,
     )
 
 
@@ -365,15 +441,57 @@ def adamp(
     weight_decay: optax.ScalarOrSchedule = 0.0,
     delta: float = 0.1,
     wd_ratio: float = 0.1,
+    *,
     nesterov: bool = False,
     channel_axis: int = -1,
+    mu_dtype: Any = None,
     mask: Any | Callable[[optax.Params], Any] | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """AdamP (Heo et al., ICLR 2021), as the official code; ``mask`` selects decayed leaves."""
+    """AdamP (Heo et al., ICLR 2021), as the official code.
+
+    Args:
+      learning_rate: a number or a schedule of the step count.
+      b1: decay rate of the first moment, in ``[0, 1)``.
+      b2: decay rate of the second moment, in ``[0, 1)``.
+      eps: the ``eps`` of the Adam denominator, of the cosine and of the projection; > 0.
+      weight_decay: decoupled weight decay ``λ`` (a number or a schedule of the step count),
+        scaled by ``wd_ratio`` on the steps where a leaf is projected.
+      delta: the cosine threshold: a view fires when ``max cos < delta / sqrt(row length)``.
+      wd_ratio: the factor of the weight decay on projected steps.
+      nesterov: use the Nesterov form of the update (keyword-only).
+      channel_axis: the output-channel axis of the channel view (keyword-only, structural).
+      mu_dtype: dtype of the first moment; None: the param dtype (keyword-only).
+      mask: which leaves get weight decay: a pytree of bools with the params' structure (or a
+        prefix of it), or a callable of the params returning one; None: all (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state starts with an
+      :class:`AdamPState`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+      >>> tx = jop.adamp(1e-3, weight_decay=1e-2)
+      >>> state = tx.init(params)
+      >>> grads = {"w": jnp.full((3, 2), 0.5), "b": jnp.ones(2)}
+      >>> updates, state = tx.update(grads, state, params)
+      >>> params = optax.apply_updates(params, updates)
+    """
     V.check_learning_rate("adamp", learning_rate)
     return optax.chain(
         _adamp_transform(
-            b1, b2, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis, mask, "adamp"
+            "adamp",
+            b1,
+            b2,
+            eps,
+            weight_decay,
+            delta,
+            wd_ratio,
+            nesterov,
+            channel_axis,
+            mu_dtype,
+            mask,
         ),
         optax.scale_by_learning_rate(learning_rate),
     )
@@ -384,74 +502,79 @@ def adamp(
 
 
 def _sgdp_transform(
-    momentum, dampening, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis, mask, owner
+    owner,
+    momentum,
+    dampening,
+    eps,
+    weight_decay,
+    delta,
+    wd_ratio,
+    nesterov,
+    channel_axis,
+    mu_dtype,
+    mask,
 ) -> optax.GradientTransformationExtraArgs:
     V.check_beta(owner, "momentum", momentum)
     V.check_real(owner, "dampening", dampening, low=0.0, high=1.0)
-    V.check_eps(owner, "eps", eps)
-    V.check_weight_decay(owner, weight_decay)
-    V.check_real(owner, "delta", delta, low=0.0)
-    V.check_real(owner, "wd_ratio", wd_ratio, low=0.0)
-    _check_channel_axis(owner, channel_axis)
-    nesterov = bool(nesterov)
+    nesterov, channel_axis = _check_projection_args(
+        owner, eps, weight_decay, delta, wd_ratio, nesterov, channel_axis
+    )
+    mu_dtype = V.check_float_dtype(owner, "mu_dtype", mu_dtype)
+    V.check_mask(owner, mask)
 
     def init_fn(params):
-        return SGDPState(count=jnp.zeros([], jnp.int32), momentum=optax.tree.zeros_like(params))
+        V.check_optimizer_init(owner, params)
+        return SGDPState(
+            count=jnp.zeros([], jnp.int32),
+            momentum=optax.tree.zeros_like(params, dtype=mu_dtype),
+        )
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
-        _needs_params(owner, params)
+        V.check_optimizer_update(owner, updates, params, state.momentum)
         wd = scheduled_value(weight_decay, state.count)
         wd_scale = wd / (1 - momentum)
 
-        treedef = jax.tree.structure(params)
-        leaves_p = treedef.flatten_up_to(params)
-        leaves_g = treedef.flatten_up_to(updates)
-        leaves_b = treedef.flatten_up_to(state.momentum)
-        decays = _decay_mask(owner, mask, params)
-
-        out, new_b = [], []
-        for p, g, buf, decay in zip(leaves_p, leaves_g, leaves_b, decays, strict=True):
-            if g is None:
-                out.append(None)
-                new_b.append(buf)
-                continue
-            old_buf = buf
-            buf = (momentum * buf + (1 - dampening) * g).astype(buf.dtype)
+        def leaf_step(p, g, old, decay):
+            (buf,) = old
+            cd = V.compute_dtype(p.dtype, g.dtype, buf.dtype)
+            g_c = g.astype(cd)
+            new_buf = momentum * buf.astype(cd) + (1 - dampening) * g_c
             s = wd_scale if decay else 0.0
 
-            def direction(g=g, buf=buf, old_buf=old_buf):  # see _projection
+            def direction():  # see _projection
                 if nesterov:  # from the new buffer
-                    return g + momentum * buf
+                    return g_c + momentum * new_buf
                 # From the old buffer: the projected buffer below, the only writer of the old
                 # buffer's memory, waits for the coefficient, and recomputing the new buffer
                 # here keeps XLA from materialising it in a full-size temporary.
-                return (momentum * old_buf + (1 - dampening) * g).astype(buf.dtype)
+                return momentum * buf.astype(cd) + (1 - dampening) * g_c
 
-            if p.ndim > 1 and p.size > 0:
+            def finish(coef, r):
+                if nesterov:
+                    d = direction() + (s * r - coef) * p
+                    return d.astype(p.dtype), (new_buf.astype(buf.dtype),)
+                # reference quirk: without nesterov the buffer is projected in place. The step
+                # is then read from the projected buffer (equal to u - coef p up to rounding),
+                # so the unprojected buffer is never needed in memory.
+                b = new_buf - coef * p
+                return (b + s * r * p).astype(p.dtype), (b.astype(buf.dtype),)
 
-                def finish(coef, fired, u_fn=direction, p=p, s=s, buf=buf):
-                    r = jnp.where(fired, wd_ratio, 1.0)
-                    if nesterov:
-                        d = (u_fn() + (s * r - coef) * p).astype(p.dtype)
-                        return d, buf
-                    # reference quirk: without nesterov the buffer is projected in place. The
-                    # step is then read from the projected buffer (equal to u - coef p up to
-                    # rounding), so the unprojected buffer is never needed in memory.
-                    b = (buf - coef * p).astype(buf.dtype)
-                    return (b + s * r * p).astype(p.dtype), b
+            return _LeafStep(direction, finish)
 
-                d, buf = _project_leaf(owner, p, g, direction, eps, delta, channel_axis, finish)
-            else:
-                u = g + momentum * buf if nesterov else buf
-                d = (u + s * p).astype(p.dtype)
-            out.append(d)
-            new_b.append(buf)
-
-        new_state = SGDPState(
-            count=optax.safe_increment(state.count), momentum=treedef.unflatten(new_b)
+        out, (buf,) = _projected_update(
+            owner,
+            updates,
+            params,
+            (state.momentum,),
+            leaf_step,
+            mask=mask,
+            eps=eps,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            channel_axis=channel_axis,
         )
-        return treedef.unflatten(out), new_state
+        return out, SGDPState(count=optax.safe_increment(state.count), momentum=buf)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -463,15 +586,43 @@ def scale_by_sgdp(
     weight_decay: optax.ScalarOrSchedule = 0.0,
     delta: float = 0.1,
     wd_ratio: float = 0.1,
+    *,
     nesterov: bool = False,
     channel_axis: int = -1,
+    mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """SGDP direction ``u + weight_decay * r / (1 - momentum) * p`` (projected momentum + decay).
+    """SGDP's direction ``u + weight_decay * r / (1 - momentum) * p``, before the learning rate.
 
-    Multiply by ``-learning_rate`` (``optax.scale_by_learning_rate``) to get the reference
-    code's step. Needs ``params`` in ``update``. See the module docstring.
+    The projected momentum step plus the decay (see the module docstring); chain it with
+    ``optax.scale_by_learning_rate`` to get the reference code's step. ``update`` needs
+    ``params``.
+
+    Args:
+      momentum: the momentum, in ``[0, 1)``.
+      dampening: the dampening of the gradient in the buffer, in ``[0, 1]``.
+      eps: the ``eps`` of the cosine and of the projection; > 0.
+      weight_decay: decoupled weight decay ``λ`` (a number or a schedule of the step count),
+        scaled by ``wd_ratio`` on the steps where a leaf is projected.
+      delta: the cosine threshold: a view fires when ``max cos < delta / sqrt(row length)``.
+      wd_ratio: the factor of the weight decay on projected steps.
+      nesterov: use the Nesterov form of the update (keyword-only).
+      channel_axis: the output-channel axis of the channel view (keyword-only, structural).
+      mu_dtype: dtype of the momentum buffer; None: the param dtype (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with state :class:`SGDPState`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2))}
+      >>> tx = optax.chain(jop.scale_by_sgdp(0.9), optax.scale_by_learning_rate(0.1))
+      >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
+      >>> updates["w"].shape
+      (3, 2)
     """
     return _sgdp_transform(
+        "scale_by_sgdp",
         momentum,
         dampening,
         eps,
@@ -480,8 +631,8 @@ def scale_by_sgdp(
         wd_ratio,
         nesterov,
         channel_axis,
+        mu_dtype,
         None,
-        "scale_by_sgdp",
     )
 
 
@@ -493,14 +644,47 @@ def sgdp(
     weight_decay: optax.ScalarOrSchedule = 0.0,
     delta: float = 0.1,
     wd_ratio: float = 0.1,
+    *,
     nesterov: bool = False,
     channel_axis: int = -1,
+    mu_dtype: Any = None,
     mask: Any | Callable[[optax.Params], Any] | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """SGDP (Heo et al., ICLR 2021), as the official code; ``mask`` selects decayed leaves."""
+    """SGDP (Heo et al., ICLR 2021), as the official code.
+
+    Args:
+      learning_rate: a number or a schedule of the step count (required, as in the reference).
+      momentum: the momentum, in ``[0, 1)``.
+      dampening: the dampening of the gradient in the buffer, in ``[0, 1]``.
+      eps: the ``eps`` of the cosine and of the projection; > 0.
+      weight_decay: decoupled weight decay ``λ`` (a number or a schedule of the step count),
+        scaled by ``wd_ratio`` on the steps where a leaf is projected.
+      delta: the cosine threshold: a view fires when ``max cos < delta / sqrt(row length)``.
+      wd_ratio: the factor of the weight decay on projected steps.
+      nesterov: use the Nesterov form of the update (keyword-only).
+      channel_axis: the output-channel axis of the channel view (keyword-only, structural).
+      mu_dtype: dtype of the momentum buffer; None: the param dtype (keyword-only).
+      mask: which leaves get weight decay: a pytree of bools with the params' structure (or a
+        prefix of it), or a callable of the params returning one; None: all (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state starts with an
+      :class:`SGDPState`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+      >>> tx = jop.sgdp(0.1, momentum=0.9, nesterov=True, weight_decay=1e-5)
+      >>> state = tx.init(params)
+      >>> grads = {"w": jnp.full((3, 2), 0.5), "b": jnp.ones(2)}
+      >>> updates, state = tx.update(grads, state, params)
+      >>> params = optax.apply_updates(params, updates)
+    """
     V.check_learning_rate("sgdp", learning_rate)
     return optax.chain(
         _sgdp_transform(
+            "sgdp",
             momentum,
             dampening,
             eps,
@@ -509,8 +693,8 @@ def sgdp(
             wd_ratio,
             nesterov,
             channel_axis,
+            mu_dtype,
             mask,
-            "sgdp",
         ),
         optax.scale_by_learning_rate(learning_rate),
     )

@@ -16,12 +16,16 @@ Per step, with coupled L2 weight decay ``λ`` (added to the gradient)::
 Defaults are the reference code's: ``learning_rate=1e-3``, ``b1=0.9``, ``b2=0.999``,
 ``eps=1e-8``, ``weight_decay=0``.
 
-Differences from the reference code: none (v2 semantics).
+Differences from the reference code: none in the maths (v2 semantics). ``eps`` must be
+positive. Half-precision (float16, bfloat16) leaves are updated with float32 arithmetic (in
+float16, ``eps = 1e-8`` underflows to 0); the first moment is stored in the param dtype (or
+``mu_dtype``), the second one in float32 for float16 params (squared gradients underflow in
+float16), and the updates are returned in the gradient dtype.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,43 +37,80 @@ __all__ = ["DiffGradState", "diffgrad", "scale_by_diffgrad"]
 
 
 class DiffGradState(NamedTuple):
-    """State of :func:`scale_by_diffgrad`."""
+    """State of :func:`scale_by_diffgrad` (the second link of :func:`diffgrad`).
 
-    count: jax.Array  # int32 step count t
-    mu: optax.Updates  # m
-    nu: optax.Updates  # v
-    prev_grad: optax.Updates  # g_prev
+    Attributes:
+      count: the step count ``t`` (int32).
+      mu: the first moment ``m`` (param dtype, or ``mu_dtype``).
+      nu: the second moment ``v`` (param dtype; float32 for float16 params).
+      prev_grad: the previous gradient ``g_prev`` (param dtype).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> state = jop.scale_by_diffgrad().init(jnp.zeros(3))
+      >>> int(state.count), state.mu.shape
+      (0, (3,))
+    """
+
+    count: jax.Array
+    mu: optax.Updates
+    nu: optax.Updates
+    prev_grad: optax.Updates
 
 
 def scale_by_diffgrad(
-    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, mu_dtype: Any = None
 ) -> optax.GradientTransformationExtraArgs:
-    """diffGrad direction ``sqrt(bc2)/bc1 · ξ m / (sqrt(v) + eps)``, before the learning rate."""
+    """diffGrad's direction ``sqrt(bc2)/bc1 · ξ m / (sqrt(v) + eps)``, before the learning rate.
+
+    Args:
+      b1: decay rate of the first moment, in ``[0, 1)``.
+      b2: decay rate of the second moment, in ``[0, 1)``.
+      eps: added to ``sqrt(v)``; > 0.
+      mu_dtype: dtype of the first moment; None: the param dtype (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with state :class:`DiffGradState`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> tx = jop.scale_by_diffgrad()
+      >>> u, state = tx.update(jnp.ones(3), tx.init(jnp.zeros(3)))
+      >>> u.shape
+      (3,)
+    """
     owner = "diffgrad"
     V.check_beta(owner, "b1", b1)
     V.check_beta(owner, "b2", b2)
-    V.check_eps(owner, "eps", eps)
+    V.check_eps(owner, "eps", eps, positive=True)
+    mu_dtype = V.check_float_dtype(owner, "mu_dtype", mu_dtype)
 
     def init_fn(params):
+        V.check_optimizer_init(owner, params)
         zeros = optax.tree.zeros_like
         return DiffGradState(
             count=jnp.zeros([], jnp.int32),
-            mu=zeros(params),
-            nu=zeros(params),
+            mu=zeros(params, dtype=mu_dtype),
+            nu=V.second_moment_zeros(params),
             prev_grad=zeros(params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
+        V.check_optimizer_update(owner, updates, params, state.nu)
         count = optax.safe_increment(state.count)
         step_size = jnp.sqrt(1 - b2**count) / (1 - b1**count)
 
         def leaf(g, m, v, gp):
-            m = b1 * m + (1 - b1) * g
-            v = b2 * v + (1 - b2) * g * g
-            friction = jax.nn.sigmoid(jnp.abs(gp - g))
-            u = step_size * (m * friction) / (jnp.sqrt(v) + eps)
-            return u.astype(g.dtype), m.astype(g.dtype), v.astype(g.dtype), g
+            cd = V.compute_dtype(g.dtype, m.dtype, v.dtype)
+            g_c = g.astype(cd)
+            m_c = b1 * m.astype(cd) + (1 - b1) * g_c
+            v_c = b2 * v.astype(cd) + (1 - b2) * g_c * g_c
+            friction = jax.nn.sigmoid(jnp.abs(gp.astype(cd) - g_c))
+            u = step_size * (m_c * friction) / (jnp.sqrt(v_c) + eps)
+            return u.astype(g.dtype), m_c.astype(m.dtype), v_c.astype(v.dtype), g.astype(gp.dtype)
 
         out = jax.tree.map(leaf, updates, state.mu, state.nu, state.prev_grad)
         u, m, v, g = jax.tree.transpose(
@@ -86,13 +127,50 @@ def diffgrad(
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: optax.ScalarOrSchedule = 0.0,
-    mask=None,
+    *,
+    mu_dtype: Any = None,
+    mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """diffGrad with coupled L2 weight decay (``g <- g + λ x``), as the fixed v2 reference."""
+    """diffGrad with coupled L2 weight decay (``g <- g + λ x``), as the fixed v2 reference.
+
+    Args:
+      learning_rate: a number or a schedule of the step count.
+      b1: decay rate of the first moment, in ``[0, 1)``.
+      b2: decay rate of the second moment, in ``[0, 1)``.
+      eps: added to ``sqrt(v)``; > 0.
+      weight_decay: the L2 coefficient ``λ`` added to the gradient (a number or a schedule).
+      mu_dtype: dtype of the first moment; None: the param dtype (keyword-only).
+      mask: which leaves get weight decay: a pytree of bools with the params' structure (or a
+        prefix of it), or a callable of the params returning one; None: all (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state is
+      ``(add_decayed_weights state, DiffGradState, scale_by_learning_rate state)``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2))}
+      >>> tx = jop.diffgrad(1e-3, weight_decay=1e-4)
+      >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
+      >>> params = optax.apply_updates(params, updates)
+    """
     V.check_learning_rate("diffgrad", learning_rate)
     V.check_weight_decay("diffgrad", weight_decay)
-    return optax.chain(
+    V.check_mask("diffgrad", mask)
+    inner = optax.chain(
         optax.add_decayed_weights(weight_decay, mask),
-        scale_by_diffgrad(b1, b2, eps),
+        scale_by_diffgrad(b1, b2, eps, mu_dtype=mu_dtype),
         optax.scale_by_learning_rate(learning_rate),
     )
+
+    def init_fn(params):
+        V.check_optimizer_init("diffgrad", params)
+        return inner.init(params)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        # the L2 term comes first in the chain: check the inputs before it combines them
+        V.check_optimizer_update("diffgrad", updates, params, state[1].nu)
+        return inner.update(updates, state, params, **extra_args)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

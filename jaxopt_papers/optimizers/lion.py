@@ -21,6 +21,8 @@ Differences from the reference code: none (``sign(0) = 0`` as in torch). Unlike
 
 from __future__ import annotations
 
+from typing import Any
+
 import optax
 
 from jaxopt_papers.optimizers.lion_k import LionKState, lion_k, scale_by_lion_k
@@ -28,14 +30,31 @@ from jaxopt_papers.optimizers.lion_k import LionKState, lion_k, scale_by_lion_k
 __all__ = ["LionState", "lion", "scale_by_lion"]
 
 LionState = LionKState
-"""State of :func:`scale_by_lion`: step count and the momentum ``m``."""
+"""State of :func:`scale_by_lion`: the step count and the momentum ``m`` (a ``LionKState``)."""
 
 
 def scale_by_lion(
-    b1: float = 0.9, b2: float = 0.99, mu_dtype=None
+    b1: float = 0.9, b2: float = 0.99, *, mu_dtype: Any = None
 ) -> optax.GradientTransformationExtraArgs:
-    """Lion direction ``sign(b1 m + (1 - b1) g)``, before learning rate and weight decay."""
-    return scale_by_lion_k("sign", 1.0, b1, b2, mu_dtype)
+    """Lion's direction ``sign(b1 m + (1 - b1) g)``, before the learning rate and weight decay.
+
+    Args:
+      b1: interpolation factor of the update direction, in ``[0, 1)``.
+      b2: decay rate of the momentum, in ``[0, 1)``.
+      mu_dtype: dtype of the momentum; None: the param dtype (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with state :class:`LionState`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> tx = jop.scale_by_lion()
+      >>> u, state = tx.update(jnp.array([0.5, -2.0]), tx.init(jnp.zeros(2)))
+      >>> u.tolist()
+      [1.0, -1.0]
+    """
+    return scale_by_lion_k(b1, b2, kernel="sign", mu_dtype=mu_dtype)
 
 
 def lion(
@@ -43,8 +62,32 @@ def lion(
     b1: float = 0.9,
     b2: float = 0.99,
     weight_decay: optax.ScalarOrSchedule = 0.0,
-    mu_dtype=None,
-    mask=None,
+    *,
+    mu_dtype: Any = None,
+    mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Lion with decoupled weight decay, as the official code (see module docstring)."""
-    return lion_k(learning_rate, "sign", 1.0, b1, b2, weight_decay, mu_dtype, mask)
+    """Lion with decoupled weight decay, as the official code (see the module docstring).
+
+    Args:
+      learning_rate: a number or a schedule of the step count.
+      b1: interpolation factor of the update direction, in ``[0, 1)``.
+      b2: decay rate of the momentum, in ``[0, 1)``.
+      weight_decay: decoupled weight decay ``λ`` (a number or a schedule of the step count);
+        unlike ``optax.lion``, 0 by default, as the official code.
+      mu_dtype: dtype of the momentum; None: the param dtype (keyword-only).
+      mask: which leaves get weight decay: a pytree of bools with the params' structure (or a
+        prefix of it), or a callable of the params returning one; None: all (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state starts with a
+      :class:`LionState`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2))}
+      >>> tx = jop.lion(1e-4, weight_decay=0.1)
+      >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
+      >>> params = optax.apply_updates(params, updates)
+    """
+    return lion_k(learning_rate, b1, b2, weight_decay, kernel="sign", mu_dtype=mu_dtype, mask=mask)

@@ -35,13 +35,16 @@ Defaults follow Lion's official code (``b1=0.9``, ``b2=0.99``, no weight decay).
 
 Differences from the reference code: there is no official Lion-K code; the kernels are derived
 from the paper's table. For ``kernel="sign"`` the update is the official Lion code's (see
-``jaxopt_papers.optimizers.lion``). ``"l2"`` uses ``∇K(0) = 0``.
+``jaxopt_papers.optimizers.lion``). ``"l2"`` uses ``∇K(0) = 0``. A callable kernel must
+return an array of the shape of its input (it is applied to each leaf). Half-precision (float16,
+bfloat16) leaves are updated with float32 arithmetic; the momentum is stored in the param dtype
+(or ``mu_dtype``) and the updates are returned in the gradient dtype.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,7 +58,19 @@ KERNELS = ("sign", "l2", "tanh", "huber", "relativistic")
 
 
 class LionKState(NamedTuple):
-    """State of :func:`scale_by_lion_k`: step count and the momentum ``m``."""
+    """State of :func:`scale_by_lion_k` (and of the first link of :func:`lion_k`).
+
+    Attributes:
+      count: the number of steps taken (int32).
+      mu: the momentum ``m`` (param dtype, or ``mu_dtype``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> state = jop.scale_by_lion_k(kernel="tanh").init(jnp.zeros(3))
+      >>> int(state.count), state.mu.shape
+      (0, (3,))
+    """
 
     count: jax.Array
     mu: optax.Updates
@@ -77,49 +92,113 @@ _GRAD_K: dict[str, Callable] = {
 }
 
 
-def kernel_gradient(kernel: str | Callable[[jax.Array], jax.Array], kernel_scale=1.0):
-    """The map ``c -> ∇K(c)`` for a kernel name or a user callable."""
-    V.check_callable_or_choice("lion_k", "kernel", kernel, KERNELS)
+def kernel_gradient(
+    kernel: str | Callable[[jax.Array], jax.Array], kernel_scale: float = 1.0
+) -> Callable[[jax.Array], jax.Array]:
+    """The map ``c -> ∇K(c)`` for a kernel name or a user callable.
+
+    Args:
+      kernel: one of ``"sign"``, ``"l2"``, ``"tanh"``, ``"huber"``, ``"relativistic"``, or a
+        callable ``c -> ∇K(c)`` returning an array of the shape of ``c``.
+      kernel_scale: the scale ``a`` of the ``"tanh"``, ``"huber"`` and ``"relativistic"``
+        kernels (ignored by the others).
+
+    Returns:
+      The function ``c -> ∇K(c)``; for a callable ``kernel``, a wrapper that raises a
+      ``ValueError`` if the kernel's output does not have the shape of its input.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.optimizers.lion_k import kernel_gradient
+      >>> kernel_gradient("huber", 0.5)(jnp.array([-2.0, 0.25, 3.0])).tolist()
+      [-1.0, 0.5, 1.0]
+    """
+    V.check_static_choice("lion_k", "kernel", kernel, KERNELS, callable_ok=True)
     if callable(kernel):
-        return kernel
+
+        def checked(c):
+            out = kernel(c)
+            shape = getattr(out, "shape", None)
+            if shape is None or tuple(shape) != tuple(c.shape):
+                got = "no array" if shape is None else f"shape {tuple(shape)}"
+                raise ValueError(
+                    f"lion_k: a callable `kernel` must return an array of the shape of its input "
+                    f"(it is applied elementwise or per tensor, as ∇K), got {got} for an input "
+                    f"of shape {tuple(c.shape)}."
+                )
+            return out
+
+        return checked
     fn = _GRAD_K[kernel]
     return lambda c: fn(c, kernel_scale)
 
 
 def scale_by_lion_k(
-    kernel: str | Callable[[jax.Array], jax.Array] = "sign",
-    kernel_scale: float = 1.0,
     b1: float = 0.9,
     b2: float = 0.99,
-    mu_dtype=None,
+    *,
+    kernel: str | Callable[[jax.Array], jax.Array] = "sign",
+    kernel_scale: float = 1.0,
+    mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Lion-K direction ``∇K(b1 m + (1-b1) g)``, before learning rate and weight decay."""
+    """Lion-K's direction ``∇K(b1 m + (1-b1) g)``, before the learning rate and weight decay.
+
+    Args:
+      b1: interpolation factor of the update direction, in ``[0, 1)``.
+      b2: decay rate of the momentum, in ``[0, 1)``.
+      kernel: the kernel: one of ``"sign"`` (Lion), ``"l2"``, ``"tanh"``, ``"huber"``,
+        ``"relativistic"``, or a callable ``c -> ∇K(c)`` returning an array of the shape of
+        ``c`` (keyword-only; structural: under ``optax.inject_hyperparams`` pass
+        ``static_args=("kernel",)`` for a callable).
+      kernel_scale: the scale ``a`` of the ``"tanh"``, ``"huber"`` and ``"relativistic"``
+        kernels, > 0 (keyword-only).
+      mu_dtype: dtype of the momentum; None: the param dtype (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with state :class:`LionKState`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> tx = jop.scale_by_lion_k(kernel="sign")
+      >>> u, state = tx.update(jnp.array([2.0, -3.0, 0.0]), tx.init(jnp.zeros(3)))
+      >>> u.tolist()
+      [1.0, -1.0, 0.0]
+    """
     owner = "lion_k"
-    V.check_callable_or_choice(owner, "kernel", kernel, KERNELS)
+    V.check_static_choice(owner, "kernel", kernel, KERNELS, callable_ok=True)
     if not callable(kernel) and kernel in ("tanh", "huber", "relativistic"):
         V.check_real(owner, "kernel_scale", kernel_scale, low=0.0, low_open=True)
     V.check_beta(owner, "b1", b1)
     V.check_beta(owner, "b2", b2)
-    mu_dtype = None if mu_dtype is None else jnp.dtype(mu_dtype)
+    mu_dtype = V.check_float_dtype(owner, "mu_dtype", mu_dtype)
+    grad_k = kernel_gradient(kernel, kernel_scale)
 
     def init_fn(params):
+        V.check_optimizer_init(owner, params)
+        if callable(kernel):  # check the kernel's output shape now rather than at the first step
+            for leaf in jax.tree.leaves(params):
+                jax.eval_shape(grad_k, jax.ShapeDtypeStruct(leaf.shape, leaf.dtype))
         return LionKState(
             count=jnp.zeros([], jnp.int32), mu=optax.tree.zeros_like(params, dtype=mu_dtype)
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        grad_k = kernel_gradient(kernel, kernel_scale)
+        del extra_args
+        V.check_optimizer_update(owner, updates, params, state.mu)
 
-        def direction(g, m):
+        def leaf(g, m):
             if g is None:
-                return None
-            c = b1 * m.astype(g.dtype) + (1 - b1) * g
-            return grad_k(c).astype(g.dtype)
+                return None, m
+            cd = V.compute_dtype(g.dtype, m.dtype)
+            g_c, m_c = g.astype(cd), m.astype(cd)
+            direction = grad_k(b1 * m_c + (1 - b1) * g_c).astype(g.dtype)
+            return direction, ((1 - b2) * g_c + b2 * m_c).astype(m.dtype)
 
-        new_updates = jax.tree.map(direction, updates, state.mu, is_leaf=lambda x: x is None)
-        mu = optax.tree.update_moment(updates, state.mu, b2, 1)
-        mu = optax.tree.cast(mu, mu_dtype) if mu_dtype is not None else mu
+        is_none = lambda x: x is None
+        out = jax.tree.map(leaf, updates, state.mu, is_leaf=is_none)
+        new_updates = jax.tree.map(lambda g, o: o[0], updates, out, is_leaf=is_none)
+        mu = jax.tree.map(lambda g, o: o[1], updates, out, is_leaf=is_none)
         return new_updates, LionKState(count=optax.safe_increment(state.count), mu=mu)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -127,19 +206,49 @@ def scale_by_lion_k(
 
 def lion_k(
     learning_rate: optax.ScalarOrSchedule,
-    kernel: str | Callable[[jax.Array], jax.Array] = "sign",
-    kernel_scale: float = 1.0,
     b1: float = 0.9,
     b2: float = 0.99,
     weight_decay: optax.ScalarOrSchedule = 0.0,
-    mu_dtype=None,
-    mask=None,
+    *,
+    kernel: str | Callable[[jax.Array], jax.Array] = "sign",
+    kernel_scale: float = 1.0,
+    mu_dtype: Any = None,
+    mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Lion-K: ``x <- x - lr (∇K(b1 m + (1-b1) g) + λ x)``; see the module docstring."""
+    """Lion-K: ``x <- x - lr (∇K(b1 m + (1-b1) g) + λ x)``; see the module docstring.
+
+    Args:
+      learning_rate: a number or a schedule of the step count.
+      b1: interpolation factor of the update direction, in ``[0, 1)``.
+      b2: decay rate of the momentum, in ``[0, 1)``.
+      weight_decay: decoupled weight decay ``λ`` (a number or a schedule of the step count).
+      kernel: the kernel: one of ``"sign"`` (Lion), ``"l2"``, ``"tanh"``, ``"huber"``,
+        ``"relativistic"``, or a callable ``c -> ∇K(c)`` returning an array of the shape of
+        ``c`` (keyword-only; structural: under ``optax.inject_hyperparams`` pass
+        ``static_args=("kernel",)`` for a callable).
+      kernel_scale: the scale ``a`` of the ``"tanh"``, ``"huber"`` and ``"relativistic"``
+        kernels, > 0 (keyword-only).
+      mu_dtype: dtype of the momentum; None: the param dtype (keyword-only).
+      mask: which leaves get weight decay: a pytree of bools with the params' structure (or a
+        prefix of it), or a callable of the params returning one; None: all (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state starts with a
+      :class:`LionKState`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2))}
+      >>> tx = jop.lion_k(1e-3, kernel="l2", weight_decay=0.1)
+      >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
+      >>> params = optax.apply_updates(params, updates)
+    """
     V.check_learning_rate("lion_k", learning_rate)
     V.check_weight_decay("lion_k", weight_decay)
+    V.check_mask("lion_k", mask)
     return optax.chain(
-        scale_by_lion_k(kernel, kernel_scale, b1, b2, mu_dtype),
+        scale_by_lion_k(b1, b2, kernel=kernel, kernel_scale=kernel_scale, mu_dtype=mu_dtype),
         optax.add_decayed_weights(weight_decay, mask),
         optax.scale_by_learning_rate(learning_rate),
     )

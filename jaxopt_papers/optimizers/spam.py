@@ -52,6 +52,13 @@ Differences from the reference code:
   ``params``.
 * For a clipped entry the second moment is updated with ``θ v`` rather than
   ``(sqrt(θ v))²`` (equal up to one rounding; it saves a pass over memory on CPU).
+* ``eps`` must be positive (``eps = 0`` divides zero by zero for an entry whose gradient has been
+  zero since the last reset). Half-precision (float16, bfloat16) leaves are updated with float32
+  arithmetic; the first moment is stored in the param dtype (or ``mu_dtype``), the second one in
+  float32 for float16 params (squared gradients underflow in float16), and the updates are returned
+  in the gradient dtype.
+* ``warmup_steps``, ``reset_interval`` and ``grad_accu_steps`` are structural (Python ints):
+  under ``optax.inject_hyperparams`` list them in ``static_args``.
 * Note (faithful, not a difference): with ``grad_accu_steps <= 1`` the official code clips the
   first gradient (and, for ``grad_accu_steps = 0``, the gradient at every reset) to zero, since
   ``v = 0`` there; we do the same. Use ``grad_accu_steps >= 2``.
@@ -59,7 +66,7 @@ Differences from the reference code:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,12 +79,21 @@ __all__ = ["SPAMState", "scale_by_spam", "spam"]
 
 
 class SPAMState(NamedTuple):
-    """State of :func:`scale_by_spam`.
+    """State of :func:`scale_by_spam` (and of the first link of :func:`spam`).
 
-    count:         steps taken ``k`` (int32); the global step is ``K = k + 1`` and the
-                   bias-correction step ``t`` equals ``K`` (it is never reset).
-    warmup_count:  the warm-up counter ``c`` (int32), ``N + 1`` at init, 0 before each reset.
-    mu, nu:        first and second moments (param dtype).
+    Attributes:
+      count: steps taken ``k`` (int32); the global step is ``K = k + 1`` and the
+        bias-correction step ``t`` equals ``K`` (it is never reset).
+      warmup_count: the warm-up counter ``c`` (int32), ``N + 1`` at init, 0 before each reset.
+      mu: the first moment (param dtype, or ``mu_dtype``).
+      nu: the second moment (param dtype; float32 for float16 params).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> state = jop.scale_by_spam(warmup_steps=10).init(jnp.zeros(3))
+      >>> int(state.count), int(state.warmup_count)
+      (0, 11)
     """
 
     count: jax.Array
@@ -87,7 +103,21 @@ class SPAMState(NamedTuple):
 
 
 def warmup_scale(warmup_count: jax.Array, warmup_steps: int) -> jax.Array:
-    """``1 - 0.99 (1 + cos(π c/(N+1)))/2`` for ``c < N``, else 1 (default float dtype)."""
+    """The warm-up factor ``1 - 0.99 (1 + cos(π c/(N+1)))/2`` for ``c < N``, else 1.
+
+    Args:
+      warmup_count: the warm-up counter ``c`` (an int array).
+      warmup_steps: ``N``.
+
+    Returns:
+      The factor, in the default float dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.optimizers.spam import warmup_scale
+      >>> [round(float(x), 4) for x in warmup_scale(jnp.arange(4), 2)]
+      [0.01, 0.2575, 1.0, 1.0]
+    """
     c = jnp.asarray(warmup_count, dtype=float)
     death = 0.99 * (1 + jnp.cos(jnp.pi * c / (warmup_steps + 1))) / 2
     return jnp.where(warmup_count < warmup_steps, 1 - death, jnp.ones_like(death))
@@ -101,6 +131,18 @@ def false_after(x: jax.Array) -> jax.Array:
     after every other reader of its old value. ``where(flag | false_after(x), ...)`` makes a
     fusion depend on the one producing ``x`` at the cost of reading a single element:
     ``b & ~b`` is 0 for every bit pattern (NaN and inf included), but XLA does not fold it.
+
+    Args:
+      x: any array.
+
+    Returns:
+      A False bool scalar computed from ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.optimizers.spam import false_after
+      >>> bool(false_after(jnp.array([jnp.nan, 1.0])))
+      False
     """
     if x.size == 0:
         return jnp.zeros([], bool)
@@ -116,28 +158,55 @@ def scale_by_spam(
     threshold: float = 5000.0,
     reset_interval: int = 500,
     grad_accu_steps: int = 20,
+    *,
+    mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """SPAM direction (warm-up scale and bias corrections included), before the learning rate."""
+    """SPAM's direction (warm-up scale and bias corrections included), before the learning rate.
+
+    Args:
+      b1: decay rate of the first moment, in ``[0, 1)``.
+      b2: decay rate of the second moment, in ``[0, 1)``.
+      eps: added to ``sqrt(v)`` (before the bias correction); > 0.
+      warmup_steps: ``N``, the length of the cosine warm-up after each reset (structural).
+      threshold: ``θ``, the spike threshold (entries with ``g² > θ v`` are clipped); 0 turns
+        clipping off.
+      reset_interval: ``ΔT``, the momentum-reset period; 0 turns resets off (structural).
+      grad_accu_steps: ``A``, the steps after each reset without clipping (structural).
+      mu_dtype: dtype of the first moment; None: the param dtype (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with state :class:`SPAMState`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> tx = jop.scale_by_spam()
+      >>> u, state = tx.update(jnp.ones(3), tx.init(jnp.zeros(3)))
+      >>> u.shape
+      (3,)
+    """
     owner = "spam"
     V.check_beta(owner, "b1", b1)
     V.check_beta(owner, "b2", b2)
-    V.check_eps(owner, "eps", eps)
+    V.check_eps(owner, "eps", eps, positive=True)
     V.check_real(owner, "threshold", threshold, low=0.0)
-    V.check_int(owner, "warmup_steps", warmup_steps, low=0)
-    V.check_int(owner, "reset_interval", reset_interval, low=0)
-    V.check_int(owner, "grad_accu_steps", grad_accu_steps, low=0)
-    delta_t = int(reset_interval)
+    warmup_steps = V.check_static_int(owner, "warmup_steps", warmup_steps, low=0)
+    delta_t = V.check_static_int(owner, "reset_interval", reset_interval, low=0)
+    grad_accu_steps = V.check_static_int(owner, "grad_accu_steps", grad_accu_steps, low=0)
+    mu_dtype = V.check_float_dtype(owner, "mu_dtype", mu_dtype)
 
     def init_fn(params):
+        V.check_optimizer_init(owner, params)
         return SPAMState(
             count=jnp.zeros([], jnp.int32),
             warmup_count=jnp.asarray(warmup_steps + 1, jnp.int32),
-            mu=optax.tree.zeros_like(params),
-            nu=optax.tree.zeros_like(params),
+            mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+            nu=V.second_moment_zeros(params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
+        V.check_optimizer_update(owner, updates, params, state.nu)
         step = optax.safe_increment(state.count)  # K = t
         clip_on = (jnp.asarray(threshold) != 0) & (step >= grad_accu_steps)
         if delta_t:
@@ -151,7 +220,7 @@ def scale_by_spam(
         coef = coef * jnp.sqrt(1 - jnp.power(b2, t)) / (1 - jnp.power(b1, t))
 
         def moments(g, m, v):
-            dtype = jnp.result_type(g, m)
+            dtype = V.compute_dtype(g.dtype, m.dtype, v.dtype)
             g = g.astype(dtype)
 
             def clip_terms(v, reset):  # v after the reset, θ v, g² and the spike mask
@@ -205,20 +274,56 @@ def spam(
     threshold: float = 5000.0,
     reset_interval: int = 500,
     grad_accu_steps: int = 20,
-    mask=None,
+    *,
+    mu_dtype: Any = None,
+    mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """SPAM with the official step-then-decay weight decay (see the module docstring).
 
-    ``mask`` (a pytree of bools or a callable of the params) selects the leaves that are
-    weight-decayed, as in ``optax.adamw``.
+    Args:
+      learning_rate: a number or a schedule of the step count.
+      b1: decay rate of the first moment, in ``[0, 1)``.
+      b2: decay rate of the second moment, in ``[0, 1)``.
+      eps: added to ``sqrt(v)`` (before the bias correction); > 0.
+      weight_decay: ``λ`` of the decay after the step (a number or a schedule).
+      warmup_steps: ``N``, the length of the cosine warm-up after each reset (structural).
+      threshold: ``θ``, the spike threshold (entries with ``g² > θ v`` are clipped); 0 turns
+        clipping off.
+      reset_interval: ``ΔT``, the momentum-reset period; 0 turns resets off (structural).
+      grad_accu_steps: ``A``, the steps after each reset without clipping (structural).
+      mu_dtype: dtype of the first moment; None: the param dtype (keyword-only).
+      mask: which leaves get weight decay: a pytree of bools with the params' structure (or a
+        prefix of it), or a callable of the params returning one; None: all (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state starts with a
+      :class:`SPAMState`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2))}
+      >>> tx = jop.spam(1e-3, weight_decay=0.01)
+      >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
+      >>> params = optax.apply_updates(params, updates)
     """
     V.check_learning_rate("spam", learning_rate)
     V.check_weight_decay("spam", weight_decay)
+    V.check_mask("spam", mask)
     decay = decay_after_step(learning_rate, weight_decay)
     if mask is not None:
         decay = optax.masked(decay, mask)
     return optax.chain(
-        scale_by_spam(b1, b2, eps, warmup_steps, threshold, reset_interval, grad_accu_steps),
+        scale_by_spam(
+            b1,
+            b2,
+            eps,
+            warmup_steps,
+            threshold,
+            reset_interval,
+            grad_accu_steps,
+            mu_dtype=mu_dtype,
+        ),
         optax.scale_by_learning_rate(learning_rate),
         decay,
     )

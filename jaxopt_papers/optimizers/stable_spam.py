@@ -57,16 +57,21 @@ TianjinYellow/StableSPAM; ``variant="pytorch_optimizer"`` reproduces
    still updates and uses the old ``m``, ``v`` (with ``τ = 1`` in the bias corrections) and the
    moments only restart from zero on the next step; pytorch_optimizer zeroes them before use.
 
-Against both: ``update_proj_gap=0`` disables momentum resets (official behaviour;
-pytorch_optimizer rejects 0); the official ``amsgrad`` switch and pytorch_optimizer's
-``maximize`` are not offered (negate the loss or chain ``optax.scale(-1)``); the per-tensor
-scalars ``M``, ``mn``, ``vn`` are kept in at least float32 (in the param dtype in torch) so that
-``θ = 0.999`` is representable when the params are bfloat16.
+Against both: ``update_proj_gap=0`` disables momentum resets (official behaviour; pytorch_optimizer
+rejects 0); the official ``amsgrad`` switch and pytorch_optimizer's ``maximize`` are not offered
+(negate the loss or chain ``optax.scale(-1)``); the per-tensor scalars ``M``, ``mn``, ``vn`` are
+kept in at least float32 (in the param dtype in torch) so that ``θ = 0.999`` is representable when
+the params are bfloat16. Half-precision (float16, bfloat16) leaves are updated with float32
+arithmetic (in float16 ``eps = 1e-8`` underflows to 0); the first moment is stored in the param
+dtype (or ``mu_dtype``), the second one in float32 for float16 params (squared gradients underflow
+in float16), and the updates are returned in the gradient dtype. ``eps`` must be positive. ``t_max``
+and ``update_proj_gap`` are structural (Python ints): under ``optax.inject_hyperparams`` list them
+in ``static_args``.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -80,14 +85,23 @@ VARIANTS = ("pytorch_optimizer", "official")
 
 
 class StableSPAMState(NamedTuple):
-    """State of :func:`scale_by_stable_spam`.
+    """State of :func:`scale_by_stable_spam` (and of the first link of :func:`stable_spam`).
 
-    count:       global step ``T`` taken so far (int32, never reset).
-    bias_count:  the Adam bias-correction step ``τ`` (int32, reset to 1 at momentum resets).
-    mu, nu:      first and second moments (param dtype).
-    max_abs:     per leaf, the running average ``M`` of ``max|g|`` (scalar).
-    norm_mu:     per leaf, the running average ``mn`` of ``‖g‖`` (scalar).
-    norm_nu:     per leaf, the running average ``vn`` of ``‖g‖²`` (scalar).
+    Attributes:
+      count: global step ``T`` taken so far (int32, never reset).
+      bias_count: the Adam bias-correction step ``τ`` (int32, reset to 1 at momentum resets).
+      mu: the first moment (param dtype, or ``mu_dtype``).
+      nu: the second moment (param dtype; float32 for float16 params).
+      max_abs: per leaf, the running average ``M`` of ``max|g|`` (scalar, at least float32).
+      norm_mu: per leaf, the running average ``mn`` of ``‖g‖`` (scalar, at least float32).
+      norm_nu: per leaf, the running average ``vn`` of ``‖g‖²`` (scalar, at least float32).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> state = jop.scale_by_stable_spam().init({"w": jnp.zeros(3)})
+      >>> int(state.count), state.max_abs["w"].shape
+      (0, ())
     """
 
     count: jax.Array
@@ -104,7 +118,23 @@ def _scalar_dtype(dtype):
 
 
 def cosine_factor(step: jax.Array, t_max: int | None, eta_min, variant: str) -> jax.Array:
-    """The factor ``s`` that multiplies ``b1`` and ``gamma1`` at global step ``step`` (1-based)."""
+    """The factor ``s`` that multiplies ``b1`` and ``gamma1`` at global step ``step`` (1-based).
+
+    Args:
+      step: the global step ``T`` (an int array, 1-based).
+      t_max: the length of the cosine decay, or None for no decay (``s = 1``).
+      eta_min: the factor's floor.
+      variant: ``"official"`` or ``"pytorch_optimizer"`` (see the module docstring).
+
+    Returns:
+      ``s`` in the default float dtype, with the shape of ``step``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.optimizers.stable_spam import cosine_factor
+      >>> [round(float(x), 4) for x in cosine_factor(jnp.array([1, 6, 7]), 6, 0.5, "official")]
+      [0.9752, 0.5248, 0.5]
+    """
     t = jnp.asarray(step, dtype=float)
     if t_max is None:
         return jnp.ones_like(t)
@@ -134,9 +164,38 @@ def scale_by_stable_spam(
     eta_min: float = 0.5,
     update_proj_gap: int = 1000,
     eps: float = 1e-8,
+    *,
     variant: str = "official",
+    mu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Stable-SPAM direction (clipping, AdaGN, Adam with resets), before lr and weight decay."""
+    """Stable-SPAM's direction (clipping, AdaGN, Adam with resets), before lr and weight decay.
+
+    Args:
+      b1: decay rate of the first moment (before the cosine factor), in ``[0, 1)``.
+      b2: decay rate of the second moment, in ``[0, 1)``.
+      gamma1: decay rate of ``mn`` (before the cosine factor), in ``[0, 1)``; -1 means ``b1``.
+      gamma2: decay rate of ``vn``, in ``[0, 1)``.
+      theta: decay rate of ``M`` (official name ``gamma3``), in ``[0, 1)``.
+      t_max: the length of the cosine decay of ``b1`` and ``gamma1`` (official ``total_T``);
+        None: no decay (structural).
+      eta_min: the floor of the cosine factor, in ``[0, 1]``.
+      update_proj_gap: the momentum-reset period; 0 turns resets off (structural).
+      eps: added to the AdaGN and Adam denominators; > 0.
+      variant: ``"official"`` (TianjinYellow/StableSPAM) or ``"pytorch_optimizer"``
+        (keyword-only).
+      mu_dtype: dtype of the first moment; None: the param dtype (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with state :class:`StableSPAMState`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> tx = jop.scale_by_stable_spam()
+      >>> u, state = tx.update(jnp.ones(3), tx.init(jnp.zeros(3)))
+      >>> u.shape
+      (3,)
+    """
     owner = "stable_spam"
     V.check_beta(owner, "b1", b1)
     V.check_beta(owner, "b2", b2)
@@ -144,29 +203,32 @@ def scale_by_stable_spam(
     V.check_beta(owner, "gamma2", gamma2)
     V.check_beta(owner, "theta", theta)
     if t_max is not None:
-        V.check_int(owner, "t_max", t_max, low=1)
+        t_max = V.check_static_int(owner, "t_max", t_max, low=1)
     V.check_real(owner, "eta_min", eta_min, low=0.0, high=1.0)
-    V.check_int(owner, "update_proj_gap", update_proj_gap, low=0)
-    V.check_eps(owner, "eps", eps)
-    V.check_choice(owner, "variant", variant, VARIANTS)
-    gap = int(update_proj_gap)
+    gap = V.check_static_int(owner, "update_proj_gap", update_proj_gap, low=0)
+    V.check_eps(owner, "eps", eps, positive=True)
+    V.check_static_choice(owner, "variant", variant, VARIANTS)
+    mu_dtype = V.check_float_dtype(owner, "mu_dtype", mu_dtype)
 
     def init_fn(params):
+        V.check_optimizer_init(owner, params)
+
         def scalar(p):
             return jnp.zeros([], _scalar_dtype(p.dtype))
 
         return StableSPAMState(
             count=jnp.zeros([], jnp.int32),
             bias_count=jnp.zeros([], jnp.int32),
-            mu=optax.tree.zeros_like(params),
-            nu=optax.tree.zeros_like(params),
+            mu=optax.tree.zeros_like(params, dtype=mu_dtype),
+            nu=V.second_moment_zeros(params),
             max_abs=jax.tree.map(scalar, params),
             norm_mu=jax.tree.map(scalar, params),
             norm_nu=jax.tree.map(scalar, params),
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
+        V.check_optimizer_update(owner, updates, params, state.nu)
         step = optax.safe_increment(state.count)  # T
         tau_pre = optax.safe_increment(state.bias_count)
         if gap:
@@ -189,7 +251,7 @@ def scale_by_stable_spam(
         nc2 = 1 - jnp.power(gamma2, fl(corr))
 
         def leaf(g, m, v, big_m, mn, vn):
-            out_dtype, dtype = g.dtype, jnp.result_type(g, m)
+            out_dtype, dtype = g.dtype, V.compute_dtype(g.dtype, m.dtype, v.dtype)
             sd = big_m.dtype
             cast = lambda x: jnp.asarray(x, sd)
             m_dtype, v_dtype = m.dtype, v.dtype
@@ -284,19 +346,60 @@ def stable_spam(
     weight_decay: optax.ScalarOrSchedule = 0.0,
     update_proj_gap: int = 1000,
     eps: float = 1e-8,
-    mask=None,
+    *,
     variant: str = "official",
+    mu_dtype: Any = None,
+    mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Stable-SPAM with decoupled weight decay (see the module docstring).
 
-    ``mask`` selects the weight-decayed leaves, as in ``optax.adamw``; ``variant`` is
-    ``"pytorch_optimizer"`` (default) or ``"official"`` (TianjinYellow/StableSPAM).
+    Args:
+      learning_rate: a number or a schedule of the step count.
+      b1: decay rate of the first moment (before the cosine factor), in ``[0, 1)``.
+      b2: decay rate of the second moment, in ``[0, 1)``.
+      gamma1: decay rate of ``mn`` (before the cosine factor), in ``[0, 1)``; -1 means ``b1``.
+      gamma2: decay rate of ``vn``, in ``[0, 1)``.
+      theta: decay rate of ``M`` (official name ``gamma3``), in ``[0, 1)``.
+      t_max: the length of the cosine decay of ``b1`` and ``gamma1`` (official ``total_T``);
+        None: no decay (structural).
+      eta_min: the floor of the cosine factor, in ``[0, 1]``.
+      weight_decay: decoupled weight decay ``λ`` (a number or a schedule of the step count).
+      update_proj_gap: the momentum-reset period; 0 turns resets off (structural).
+      eps: added to the AdaGN and Adam denominators; > 0.
+      variant: ``"official"`` (TianjinYellow/StableSPAM, the default) or
+        ``"pytorch_optimizer"`` (keyword-only).
+      mu_dtype: dtype of the first moment; None: the param dtype (keyword-only).
+      mask: which leaves get weight decay: a pytree of bools with the params' structure (or a
+        prefix of it), or a callable of the params returning one; None: all (keyword-only).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state starts with a
+      :class:`StableSPAMState`.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> import jaxopt_papers as jop
+      >>> params = {"w": jnp.ones((3, 2))}
+      >>> tx = jop.stable_spam(1e-3, t_max=1000, weight_decay=0.01)
+      >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
+      >>> params = optax.apply_updates(params, updates)
     """
     V.check_learning_rate("stable_spam", learning_rate)
     V.check_weight_decay("stable_spam", weight_decay)
+    V.check_mask("stable_spam", mask)
     return optax.chain(
         scale_by_stable_spam(
-            b1, b2, gamma1, gamma2, theta, t_max, eta_min, update_proj_gap, eps, variant
+            b1,
+            b2,
+            gamma1,
+            gamma2,
+            theta,
+            t_max,
+            eta_min,
+            update_proj_gap,
+            eps,
+            variant=variant,
+            mu_dtype=mu_dtype,
         ),
         optax.add_decayed_weights(weight_decay, mask),
         optax.scale_by_learning_rate(learning_rate),

@@ -2,7 +2,9 @@
 
 Adding a method = adding its entries here (plus golden cases, a benchmark row, a notebook
 cell). ``static`` lists the structural arguments that ``optax.inject_hyperparams`` must be told
-about (``static_args``): they shape the computation and cannot be traced.
+about (``static_args``) for the entry's arguments: they shape the computation and cannot be
+traced (``mu_dtype``, structural for every optimizer, is not listed: the entries leave it None).
+``mu_field`` names the state field holding the first moment (the one ``mu_dtype`` sets).
 ``converge`` is the peak learning rate of a cosine schedule that reaches the minimum of the
 quadratic and Rosenbrock problems in ``test_invariants.py``.
 """
@@ -22,14 +24,16 @@ class Entry:
     kwargs: dict[str, Any]
     static: tuple[str, ...] = ()
     converge: dict[str, Any] = dataclasses.field(default_factory=dict)
+    mu_field: str = "mu"
 
     def make(self, **overrides):
         return getattr(jop, self.alias)(**{**self.kwargs, **overrides})
 
-    def make_injected(self, **overrides):
+    def make_injected(self, static_args=None, **overrides):
         import optax
 
-        fn = optax.inject_hyperparams(getattr(jop, self.alias), static_args=self.static)
+        static = self.static if static_args is None else static_args
+        fn = optax.inject_hyperparams(getattr(jop, self.alias), static_args=static)
         return fn(**{**self.kwargs, **overrides})
 
 
@@ -57,6 +61,7 @@ ENTRIES = [
         dict(learning_rate=1e-2, momentum=0.9, weight_decay=0.1),
         ("channel_axis",),
         dict(learning_rate=2e-3, weight_decay=0.0),
+        mu_field="momentum",
     ),
     Entry(
         "sgdp_nesterov",
@@ -64,6 +69,7 @@ ENTRIES = [
         dict(learning_rate=1e-2, momentum=0.9, nesterov=True, dampening=0.0),
         ("channel_axis",),
         dict(learning_rate=2e-3),
+        mu_field="momentum",
     ),
     Entry(
         "adan",
@@ -135,7 +141,7 @@ ENTRIES = [
         "stable_spam_pytorch_optimizer",
         "stable_spam",
         dict(learning_rate=1e-2, update_proj_gap=12, variant="pytorch_optimizer"),
-        ("update_proj_gap", "t_max"),
+        ("update_proj_gap",),  # t_max is None here
         dict(learning_rate=0.1, update_proj_gap=100_000),
     ),
     Entry(

@@ -6,7 +6,8 @@
 * no projection -> ``optax.adamw`` / ``optax.sgd`` exactly (1-D leaves are never projected);
 * weight decay on zero gradients: ``-lr wd wd_ratio p`` where the projection fires;
 * the SGDP in-place buffer projection (``nesterov=False``) and its absence with nesterov;
-* layouts: a middle channel axis, a traced ``channel_axis`` under ``optax.inject_hyperparams``;
+* layouts: a middle channel axis, a static ``channel_axis`` under ``optax.inject_hyperparams``;
+* float16 leaves: the projection decision and the step in float32 arithmetic;
 * bad hyperparameters raise errors naming the argument.
 """
 
@@ -191,16 +192,18 @@ def test_middle_channel_axis_matches_channels_last():
 
 
 @pytest.mark.parametrize("name", ["adamp", "sgdp"])
-def test_inject_hyperparams_traced_channel_axis(name):
-    """``inject_hyperparams`` turns ``channel_axis`` into a traced int; results are unchanged."""
+def test_inject_hyperparams_static_channel_axis(name):
+    """``channel_axis`` is structural: ``static_args`` keeps it, forgetting it says so."""
     rng = np.random.default_rng(6)
     kw = dict(learning_rate=LR, weight_decay=0.1, channel_axis=0)
     if name == "sgdp":
         kw["momentum"] = 0.9
     factory = getattr(jop, name)
     p = {"w": rng.normal(size=(4, 6)), "c": rng.normal(size=(3, 2, 2)), "b": rng.normal(size=(3,))}
+    with pytest.raises(TypeError, match=r'`channel_axis`.*static_args=\("channel_axis",\)'):
+        optax.inject_hyperparams(factory)(**kw).init(p)
     plain = factory(**kw)
-    injected = optax.inject_hyperparams(factory)(**kw)
+    injected = optax.inject_hyperparams(factory, static_args=("channel_axis",))(**kw)
     s1, s2 = plain.init(p), injected.init(p)
     step1, step2 = jax.jit(plain.update), jax.jit(injected.update)
     for _ in range(4):
@@ -213,6 +216,31 @@ def test_inject_hyperparams_traced_channel_axis(name):
         for k in p:
             np.testing.assert_allclose(u1[k], u2[k], rtol=1e-12, atol=1e-15)
         p = optax.apply_updates(p, u1)
+
+
+def test_channel_axis_and_flags_are_static():
+    with pytest.raises(TypeError, match=r"`channel_axis`.*static_args"):
+        jop.adamp(channel_axis=jnp.asarray(0))
+    with pytest.raises(TypeError, match="`nesterov` must be a bool"):
+        jop.sgdp(0.1, nesterov="yes")
+    with pytest.raises(TypeError, match="positional"):
+        jop.adamp(1e-3, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.1, True)  # nesterov is keyword-only
+
+
+def test_float16_projection_closed_form():
+    """float16 kernel, orthogonal gradient with a zero entry: the float32 closed form, rounded."""
+    rng = np.random.default_rng(7)
+    p = rng.normal(size=(6, 4)).astype(np.float16).astype(np.float64)
+    g = _orthogonal_per_channel(rng, p)
+    g[0, 0] = 0.0
+    (d,) = _adam_directions([p], [g])
+    tx = jop.adamp(LR, b1=B1, b2=B2, eps=EPS)
+    p16, g16 = jnp.asarray(p, jnp.float16), jnp.asarray(g, jnp.float16)
+    upd, _ = tx.update(g16, tx.init(p16), p16)
+    assert upd.dtype == jnp.float16
+    np.testing.assert_allclose(
+        np.asarray(upd, np.float64), -LR * _project_rows(p, d), rtol=1e-2, atol=1e-5
+    )
 
 
 def test_mask_selects_decayed_leaves():

@@ -8,12 +8,15 @@ leaves, ``apply_if_finite`` = skipped step), or a closed-form minimiser.
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+import jaxopt_papers as jop
 from tests.optimizers.registry import ENTRIES, IDS
 
 pytestmark = pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
@@ -162,17 +165,24 @@ def test_init_on_abstract_params(entry):
 
 
 def test_nan_gradient_skipped_by_apply_if_finite(entry):
+    """The documented remedy for non-finite gradients: the bad step leaves no trace."""
     p = make_params()
     tx = optax.apply_if_finite(entry.make(), max_consecutive_errors=5)
+    update = jax.jit(tx.update)
     state = tx.init(p)
-    u, state = tx.update(grads_at(p), state, p)
+    u, state = update(grads_at(p), state, p)
     p = optax.apply_updates(p, u)
-    bad = jax.tree.map(lambda x: x.at[(0,) * x.ndim].set(jnp.nan), grads_at(p))
-    u_bad, state_bad = tx.update(bad, state, p)
-    assert all(bool(jnp.all(x == 0)) for x in jax.tree.leaves(u_bad))
-    assert_trees_close(state_bad.inner_state, state.inner_state, rtol=0)
-    assert int(state_bad.notfinite_count) == 1
-    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state_bad.inner_state))
+    for poison in (jnp.nan, jnp.inf):
+        bad = jax.tree.map(lambda x, v=poison: x.at[(0,) * x.ndim].set(v), grads_at(p))
+        u_bad, state_bad = update(bad, state, p)
+        assert all(bool(jnp.all(x == 0)) for x in jax.tree.leaves(u_bad))
+        assert_trees_close(state_bad.inner_state, state.inner_state, rtol=0)
+        assert int(state_bad.notfinite_count) == 1
+        assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(state_bad.inner_state))
+    # the next good step is the one a run that never saw the bad gradient takes
+    u_after, _ = update(grads_at(p), state_bad, p)
+    u_clean, _ = update(grads_at(p), state, p)
+    assert_trees_close(u_after, u_clean, rtol=0)
 
 
 def _minimise(entry, fn, x0, steps):
@@ -213,3 +223,184 @@ def test_converges_on_rosenbrock(entry):
 
     x = _minimise(entry, f, jnp.array([-1.2, 1.0]), 4000)
     assert np.linalg.norm(np.asarray(x) - 1.0) < 5e-2, f"ended at {x}"
+
+
+# ------------------------------------------------------------------------ conventions (optax)
+
+
+def _first_moment(entry, state):
+    """The first link's first moment (the field ``mu_dtype`` sets)."""
+    return getattr(_own_state(state), entry.mu_field)
+
+
+def _own_state(state):
+    """The state of the optimizer's own transformation inside its optax chain."""
+    names = {
+        e.__name__
+        for e in (
+            jop.AdamPState,
+            jop.SGDPState,
+            jop.AdanState,
+            jop.DiffGradState,
+            jop.EXAdamState,
+            jop.LionKState,
+            jop.SPAMState,
+            jop.StableSPAMState,
+        )
+    }
+    for s in state:
+        if type(s).__name__ in names:
+            return s
+    raise AssertionError(f"no optimizer state in {type(state)}")
+
+
+def test_mu_dtype_stores_the_first_moment(entry):
+    """As ``optax.adam(mu_dtype=...)``: updates use the fresh moment, the state stores it cast."""
+    p = make_params(jnp.float32)
+    g = grads_at(p)
+    tx, tx_bf16 = entry.make(), entry.make(mu_dtype=jnp.bfloat16)
+    s, s_bf16 = tx.init(p), tx_bf16.init(p)
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(_first_moment(entry, s_bf16)))
+    u, s = tx.update(g, s, p)
+    u_bf16, s_bf16 = tx_bf16.update(g, s_bf16, p)
+    assert_trees_close(u_bf16, u, rtol=0)
+    mu, mu_bf16 = _first_moment(entry, s), _first_moment(entry, s_bf16)
+    for a, b in zip(jax.tree.leaves(mu_bf16), jax.tree.leaves(mu), strict=True):
+        assert a.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(
+            np.asarray(a, np.float32), np.asarray(b.astype(a.dtype), np.float32)
+        )
+    # every other state leaf keeps the dtype it has without mu_dtype
+    others = lambda st: [x.dtype for x in jax.tree.leaves(st._replace(**{entry.mu_field: None}))]
+    assert others(_own_state(s_bf16)) == others(_own_state(s))
+    # mu_dtype equal to the param dtype is the default
+    p64 = make_params()
+    plain, _ = run(entry.make(), p64, steps=4)
+    same, _ = run(entry.make(mu_dtype=jnp.float64), p64, steps=4)
+    assert_trees_close(same, plain, rtol=0)
+
+
+@pytest.mark.parametrize("bad", ["int32", "not_a_dtype", 3, jnp.ones(2)])
+def test_invalid_mu_dtype_is_rejected(entry, bad):
+    with pytest.raises(TypeError, match="`mu_dtype` must be"):
+        entry.make(mu_dtype=bad)
+
+
+def test_structural_arguments_ask_for_static_args(entry):
+    """Under ``inject_hyperparams`` a forgotten structural argument names the ``static_args`` fix.
+
+    ``mu_dtype=jnp.bfloat16`` is one for every optimizer: ``inject_hyperparams`` takes the
+    (callable) dtype for a schedule.
+    """
+    p = make_params(jnp.float32)
+    for name in entry.static:
+        rest = tuple(n for n in entry.static if n != name)
+        with pytest.raises(TypeError, match=rf'`{name}`.*static_args=\("{name}",\)'):
+            entry.make_injected(static_args=rest).init(p)
+    with pytest.raises(TypeError, match=r'`mu_dtype`.*static_args=\("mu_dtype",\)'):
+        entry.make_injected(mu_dtype=jnp.bfloat16).init(p)
+    tx = entry.make_injected(static_args=(*entry.static, "mu_dtype"), mu_dtype=jnp.bfloat16)
+    mu = tx.init(p).inner_state
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(_first_moment(entry, mu)))
+
+
+# optax's counterpart of each alias and how many of their leading positional parameters agree
+OPTAX_COUNTERPARTS = {
+    "adamp": (optax.adamw, 4),
+    "sgdp": (optax.sgd, 2),
+    "adan": (optax.adan, 5),
+    "lion": (optax.lion, 3),
+    "lion_k": (optax.lion, 3),
+    "exadam": (optax.adamw, 4),
+    "spam": (optax.adamw, 4),
+    "stable_spam": (optax.adamw, 3),
+    "diffgrad": (optax.adam, 4),
+}
+KEYWORD_ONLY = {"nesterov", "no_prox", "dynamic_lr", "variant", "kernel", "mu_dtype", "mask"}
+
+
+def test_flags_keyword_only_numbers_positional_as_in_optax(entry):
+    def positional(fn):
+        return [
+            n
+            for n, prm in inspect.signature(fn).parameters.items()
+            if prm.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ]
+
+    for fn in (getattr(jop, entry.alias), getattr(jop, "scale_by_" + entry.alias)):
+        params = inspect.signature(fn).parameters
+        for name, prm in params.items():
+            flag = isinstance(prm.default, (bool, str)) or name in KEYWORD_ONLY
+            if flag:
+                assert prm.kind is inspect.Parameter.KEYWORD_ONLY, f"{fn.__name__}({name})"
+    counterpart, n = OPTAX_COUNTERPARTS[entry.alias]
+    assert positional(getattr(jop, entry.alias))[:n] == positional(counterpart)[:n]
+
+
+# ------------------------------------------------------------------------- nothing silent
+
+
+def _half_precision_pair(seed=0):
+    """float16 params and gradients with, per leaf, an exactly zero gradient entry and a small
+    one (1e-3: its square times 1 - b2 is below float16's smallest number)."""
+    p = jax.tree.map(lambda x: x.astype(jnp.float16), make_params(jnp.float32, seed))
+    g = jax.tree.map(lambda x: x.astype(jnp.float16), grads_at(p))
+    g = jax.tree.map(lambda x: x.at[(0,) * x.ndim].set(0).at[(-1,) * x.ndim].set(1e-3), g)
+    return p, g
+
+
+def test_float16_matches_float32_with_zero_and_small_gradient_entries(entry):
+    """float16 params: finite updates in float16, equal to the float32 run's rounded to float16."""
+    p16, g16 = _half_precision_pair()
+    to32 = lambda t: jax.tree.map(lambda x: x.astype(jnp.float32), t)
+    p32, g32 = to32(p16), to32(g16)
+    tx = entry.make()
+    s16, s32 = tx.init(p16), tx.init(p32)
+    update = jax.jit(tx.update)
+    for step in range(3):
+        scale = 1.0 + 0.5 * step
+        u16, s16 = update(jax.tree.map(lambda x: x * scale, g16), s16, p16)
+        u32, s32 = update(jax.tree.map(lambda x: x * scale, g32), s32, p32)
+        for a, b in zip(jax.tree.leaves(u16), jax.tree.leaves(u32), strict=True):
+            assert a.dtype == jnp.float16
+            a = np.asarray(a, np.float32)
+            assert np.all(np.isfinite(a)), f"step {step}: non-finite float16 update {a}"
+            b = np.asarray(b.astype(jnp.float16), np.float32)
+            np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.bool_])
+def test_integer_params_are_rejected(entry, dtype):
+    p = jax.tree.map(lambda x: jnp.round(x).astype(dtype), make_params())
+    tx = entry.make()
+    with pytest.raises(
+        TypeError, match=rf"`params` must have floating-point leaves.*{jnp.dtype(dtype).name}"
+    ):
+        tx.init(p)
+    state = tx.init(make_params())
+    with pytest.raises(TypeError, match=rf"floating-point leaves.*{jnp.dtype(dtype).name}"):
+        tx.update(jax.tree.map(lambda x: x.astype(dtype), grads_at(make_params())), state, p)
+
+
+def test_eps_zero_is_rejected(entry):
+    if "eps" not in inspect.signature(getattr(jop, entry.alias)).parameters:
+        assert entry.alias in ("lion", "lion_k")  # no eps: nothing divides
+        return
+    with pytest.raises(ValueError, match=r"`eps` must be a finite number in \(0\.0, inf\]"):
+        entry.make(eps=0.0)
+    entry.make(eps=1e-30)  # any positive eps is accepted
+
+
+def test_mismatched_updates_are_a_clear_error(entry):
+    p = make_params()
+    tx = entry.make()
+    state = tx.init(p)
+    g = grads_at(p)
+    with pytest.raises(
+        ValueError, match=r"`updates` must have the shapes.*\['b'\].*\(1,\).*\(4,\)"
+    ):
+        tx.update({**g, "b": g["b"][:1]}, state, p)
+    with pytest.raises(ValueError, match=r"`updates` must have the pytree structure"):
+        tx.update({k: v for k, v in g.items() if k != "b"}, state, p)
+    with pytest.raises(ValueError, match=r"`params` must have the shapes.*\['w'\]"):
+        tx.update(g, state, {**p, "w": p["w"].T})

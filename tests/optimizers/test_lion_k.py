@@ -93,6 +93,32 @@ def test_callable_kernel():
     np.testing.assert_allclose(xs[0], x0 - 0.1 * x0**3)
 
 
+def test_callable_kernel_must_keep_the_shape():
+    """A kernel returning a scalar (e.g. a norm instead of its gradient) is rejected."""
+    x0 = {"w": jnp.ones((3, 2)), "b": jnp.ones(2)}
+    tx = jop.lion_k(0.1, kernel=lambda c: jnp.sum(c**2))
+    with pytest.raises(
+        ValueError, match=r"`kernel` must return .* got shape \(\) for an input of shape \(2,\)"
+    ):
+        tx.init(x0)
+    state = jop.lion_k(0.1).init(x0)
+    with pytest.raises(ValueError, match="`kernel` must return"):
+        tx.update(x0, state, x0)
+    with pytest.raises(ValueError, match=r"got no array"):
+        jop.lion_k(0.1, kernel=lambda c: None).init(x0)
+
+
+def test_callable_kernel_under_inject_hyperparams_needs_static_args():
+    cube = lambda c: jnp.clip(c, -1, 1) ** 3
+    x0 = jnp.array([0.5, -0.5])
+    with pytest.raises(TypeError, match=r'`kernel`.*static_args=\("kernel",\)'):
+        optax.inject_hyperparams(jop.lion_k)(learning_rate=0.1, kernel=cube).init(x0)
+    tx = optax.inject_hyperparams(jop.lion_k, static_args=("kernel",))(
+        learning_rate=0.1, kernel=cube, b1=0.0, b2=0.0
+    )
+    np.testing.assert_allclose(_trajectory(tx, x0, lambda x: x, 1)[0], x0 - 0.1 * x0**3)
+
+
 def test_unknown_kernel_is_rejected():
     with pytest.raises(ValueError, match="kernel"):
         jop.lion_k(1e-3, kernel="cauchy")

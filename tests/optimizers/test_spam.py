@@ -85,10 +85,6 @@ def test_equals_adam_with_step_dependent_eps(reset_interval):
         u, state = adam.update(jnp.asarray(g), state._replace(hyperparams=hp), p)
         p = p + u
         np.testing.assert_allclose(ours[t - 1], u, rtol=1e-12, atol=1e-15)
-    # with eps = 0 the two are plain-equal
-    ours0, _ = _run(jop.spam(lr, b1, b2, 0.0, threshold=0.0, reset_interval=reset_interval), grads)
-    adam0, _ = _run(optax.adam(lr, b1, b2, eps=0.0), grads)
-    np.testing.assert_allclose(ours0, adam0, rtol=1e-12)
 
 
 def test_spike_clipped_to_sqrt_threshold_times_v():
@@ -97,7 +93,7 @@ def test_spike_clipped_to_sqrt_threshold_times_v():
     grads = np.tile(g0, (k_spike, 1))
     grads[-1] = g0 * np.array([100.0, -100.0, 1.0, 2.0])  # two spikes, sign flip on one
     tx = jop.scale_by_spam(
-        b1, b2, 0.0, warmup_steps=0, threshold=theta, reset_interval=100, grad_accu_steps=2
+        b1, b2, 1e-8, warmup_steps=0, threshold=theta, reset_interval=100, grad_accu_steps=2
     )
     _, states = _run(tx, grads)
     k = k_spike - 1  # constant gradient before the spike: closed-form moments
@@ -110,7 +106,7 @@ def test_spike_clipped_to_sqrt_threshold_times_v():
     np.testing.assert_allclose(states[-1].nu, b2 * v_prev + (1 - b2) * clipped**2, rtol=1e-13)
     # without clipping (threshold 0, or the spike inside the first grad_accu_steps): raw gradient
     for kw in (dict(threshold=0.0, grad_accu_steps=2), dict(threshold=theta, grad_accu_steps=7)):
-        tx = jop.scale_by_spam(b1, b2, 0.0, warmup_steps=0, reset_interval=100, **kw)
+        tx = jop.scale_by_spam(b1, b2, 1e-8, warmup_steps=0, reset_interval=100, **kw)
         _, states = _run(tx, grads)
         np.testing.assert_allclose(states[-1].mu, b1 * m_prev + (1 - b1) * g, rtol=1e-13)
 
@@ -223,14 +219,18 @@ def test_cosine_factors_match_torch_values():
 
 @pytest.mark.parametrize("variant", ["pytorch_optimizer", "official"])
 def test_stable_spam_is_adam_for_constant_norm_gradients(variant):
-    """theta = 0 never clips (M̂ = max|g|); a constant gradient norm makes AdaGN's factor 1."""
-    steps, b1, b2 = 20, 0.85, 0.97
+    """theta = 0 never clips (M̂ = max|g|); with a constant gradient norm n AdaGN divides every
+    gradient by n + eps, so the step is Adam's with eps (n + eps) in place of eps."""
+    steps, b1, b2, n, eps = 20, 0.85, 0.97, 2.5, 1e-3
     grads = _grads(steps, (4, 3), seed=5)
-    grads *= 2.5 / np.linalg.norm(grads.reshape(steps, -1), axis=1)[:, None, None]
-    tx = jop.stable_spam(0.03, b1, b2, gamma1=0.6, gamma2=0.8, theta=0.0, eps=0.0, variant=variant)
+    grads *= n / np.linalg.norm(grads.reshape(steps, -1), axis=1)[:, None, None]
+    tx = jop.stable_spam(0.03, b1, b2, gamma1=0.6, gamma2=0.8, theta=0.0, eps=eps, variant=variant)
     ours, _ = _run(tx, grads)
-    adam, _ = _run(optax.adam(0.03, b1, b2, eps=0.0), grads)
+    adam, _ = _run(optax.adam(0.03, b1, b2, eps=eps * (n + eps)), grads)
     np.testing.assert_allclose(ours, adam, rtol=1e-12)
+    # and not Adam's with the plain eps (the comparison above can tell the two apart)
+    plain, _ = _run(optax.adam(0.03, b1, b2, eps=eps), grads)
+    assert np.abs(ours - plain).max() > 1e-6
 
 
 def test_stable_spam_spike_clipping_and_adagn():
