@@ -61,8 +61,18 @@ Differences from the reference code
   only for the simplex).
 - Static shape problems raise ``ValueError`` naming the function, the argument, what was expected
   and what was given: a wrong ``ndim`` or shape of ``x``, ``A``, ``b``, ``a``, a radius or bound;
-  pytree structures different from ``x``; hyperparameters that are not a pair. Values are never
-  checked (they may be traced), e.g. ``lower ≤ upper``, ``a ≠ 0`` or the rank of ``A``.
+  pytree structures different from ``x``; hyperparameters that are not a pair.
+- Values that leave the set empty or undefined raise ``ValueError`` naming the argument when
+  they are concrete: ``lower > upper`` (``projection_box``, a negative ``hyperparams`` of
+  ``projection_hypercube``, a negative ``max_value`` of ``projection_linf_ball``), a negative
+  radius of ``projection_l2_ball`` or ``projection_l1_ball``, ``a = 0`` for the hyperplane and
+  halfspace, and for ``projection_affine_set`` a ``b`` outside the range of ``A``. Traced values
+  are not checked (inside :class:`~jaxopt_papers.proximal.ProjectedGradient` they give the
+  result code ``RESULTS.invalid_input``) and the output is NaN-free and documented by each
+  function; jaxopt returns NaN (``a = 0``, rank-deficient ``A``) or a wrong point silently.
+- ``projection_affine_set`` uses the pseudo-inverse of ``A``, so a rank-deficient ``A`` whose
+  set is not empty (``b`` in the range of ``A``) gets the exact projection; jaxopt's solve
+  returns NaN.
 """
 
 from __future__ import annotations
@@ -71,9 +81,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from jaxopt_papers.proximal.prox import _like_x
+from jaxopt_papers.proximal.prox import _check_value, _handle_traced, _like_x, _non_negative
 
 __all__ = [
     "projection_affine_set",
@@ -148,37 +159,62 @@ def projection_non_negative(x: Any, hyperparams: Any = None) -> Any:
     return jax.tree.map(jax.nn.relu, x)
 
 
-def _box(owner: str, x: Any, lower: Any, upper: Any, names: tuple[str, str]) -> Any:
+def _box(owner: str, x: Any, lower: Any, upper: Any, names: tuple[str, str], why: str) -> Any:
     lo = _like_x(owner, names[0], lower, x)
     hi = _like_x(owner, names[1], upper, x)
-    return jax.tree.map(lambda u, a, b: jnp.clip(u, a, b), x, lo, hi)
+    preds = []
+    for a, b in zip(jax.tree.leaves(lo), jax.tree.leaves(hi), strict=True):
+        ok = jnp.asarray(a) <= jnp.asarray(b) if _traced(a, b) else np.asarray(a) <= np.asarray(b)
+        preds.append(_check_value(owner, names[1], ok, why, lambda a=a, b=b: _bounds(a, b)))
+    out = jax.tree.map(lambda u, a, b: jnp.clip(u, a, b), x, lo, hi)
+    return _handle_traced(out, preds, "", raise_at_runtime=False)
+
+
+def _traced(*values: Any) -> bool:
+    return any(isinstance(v, jax.core.Tracer) for v in values)
+
+
+def _bounds(lower: Any, upper: Any) -> str:
+    lo, hi = np.broadcast_arrays(np.asarray(lower), np.asarray(upper))
+    i = int(np.argmax(~(lo <= hi)))
+    lo, hi = lo.flat[i].item(), hi.flat[i].item()
+    return f"lower {lo!r} > upper {hi!r}"
 
 
 def projection_box(x: Any, hyperparams: tuple[Any, Any]) -> Any:
     """Projection onto {lower ≤ p ≤ upper}: ``clip(x, lower, upper)``.
 
     ``hyperparams = (lower, upper)``; each a scalar (used for every leaf) or a pytree like ``x``
-    whose leaves broadcast to those of ``x``. ``lower ≤ upper`` is not checked.
+    whose leaves broadcast to those of ``x``. Concrete bounds with ``lower > upper`` somewhere
+    (an empty box) raise ``ValueError``; traced ones return ``upper`` at those coordinates
+    (``jnp.clip``'s rule).
     """
     owner = "projection_box"
     lower, upper = _pair(owner, hyperparams, "(lower, upper)")
-    return _box(owner, x, lower, upper, ("lower", "upper"))
+    why = "must be >= `lower` everywhere (the box is empty otherwise)"
+    return _box(owner, x, lower, upper, ("lower", "upper"), why)
 
 
 def projection_hypercube(x: Any, hyperparams: Any = 1.0) -> Any:
-    """Projection onto the hypercube {0 ≤ p ≤ u}: ``clip(x, 0, u)``, ``u = hyperparams``."""
+    """Projection onto the hypercube {0 ≤ p ≤ u}: ``clip(x, 0, u)``, ``u = hyperparams``.
+
+    A concrete negative ``u`` raises ``ValueError``; a traced one returns ``u`` there.
+    """
     unit = 1.0 if hyperparams is None else hyperparams
-    return _box("projection_hypercube", x, 0.0, unit, ("lower", "hyperparams"))
+    why = "must be >= 0 (the hypercube is empty otherwise)"
+    return _box("projection_hypercube", x, 0.0, unit, ("lower", "hyperparams"), why)
 
 
 def projection_linf_ball(x: Any, max_value: Any = 1.0) -> Any:
     """Projection onto the l∞ ball {‖p‖∞ ≤ r}: ``clip(x, −r, r)``, ``r = max_value``.
 
-    ``max_value`` is a scalar or a pytree like ``x`` (per-coordinate radii).
+    ``max_value`` is a scalar or a pytree like ``x`` (per-coordinate radii). A concrete negative
+    radius raises ``ValueError``; a traced one returns ``r`` there.
     """
     r = 1.0 if max_value is None else max_value
     neg = jax.tree.map(jnp.negative, r)
-    return _box("projection_linf_ball", x, neg, r, ("max_value", "max_value"))
+    why = "must be >= 0 (the ball is empty otherwise)"
+    return _box("projection_linf_ball", x, neg, r, ("max_value", "max_value"), why)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,13 +266,17 @@ def projection_l1_ball(x: jax.Array, max_value: Any = 1.0) -> jax.Array:
     """Projection onto the l1 ball {‖p‖₁ ≤ r}: ``x`` if ‖x‖₁ ≤ r, else ``P_l1_sphere(x, r)``.
 
     ``x`` is a 1-D array, ``max_value`` (r) a scalar. Selected with ``jnp.where`` (both branches
-    are computed; cheap under ``vmap``, finite gradient at ``x = 0``).
+    are computed; cheap under ``vmap``, finite gradient at ``x = 0``). A concrete negative ``r``
+    raises ``ValueError``; a traced one is taken as 0 (the output is 0).
     """
     owner = "projection_l1_ball"
     x = _vector(owner, x)
     r = _scalar(owner, "max_value", 1.0 if max_value is None else max_value)
+    preds = _non_negative(owner, "max_value", r, " (the ball is empty otherwise)")
+    r = jnp.maximum(r, 0)
     on_sphere = _sign_plus(x) * _simplex(jnp.abs(x), r)
-    return jnp.where(jnp.sum(jnp.abs(x)) <= r, x, on_sphere)
+    out = jnp.where(jnp.sum(jnp.abs(x)) <= r, x, on_sphere)
+    return _handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,10 +301,18 @@ def projection_l2_sphere(x: Any, value: Any = 1.0) -> Any:
 def projection_l2_ball(x: Any, max_value: Any = 1.0) -> Any:
     """Projection onto the l2 ball {‖p‖₂ ≤ r}: ``x · min(1, r / ‖x‖₂)`` (norm over all leaves).
 
-    ``max_value`` (r) is a scalar. Uses ``jnp.where`` and a safe norm: finite gradient at 0.
+    ``max_value`` (r) is a scalar. Uses ``jnp.where`` and a safe norm: finite gradient at 0. A
+    concrete negative ``r`` raises ``ValueError``; a traced one is taken as 0 (the output is 0).
     """
     owner = "projection_l2_ball"
     r = _scalar(owner, "max_value", 1.0 if max_value is None else max_value)
+    preds = _non_negative(owner, "max_value", r, " (the ball is empty otherwise)")
+    r = jnp.maximum(r, 0)
+    out = _l2_ball(x, r)
+    return _handle_traced(out, preds, "", raise_at_runtime=False)
+
+
+def _l2_ball(x: Any, r: Any) -> Any:
     sq = optax.tree.norm(x, squared=True)
     outside = sq > r * r
     factor = jnp.where(outside, r / jnp.sqrt(jnp.where(outside, sq, 1.0)), 1.0)
@@ -275,39 +323,55 @@ def projection_l2_ball(x: Any, max_value: Any = 1.0) -> Any:
 # Hyperplane, halfspace, affine set.
 
 
-def _hyperplane_args(owner: str, x: Any, hyperparams: Any) -> tuple[Any, Any]:
+def _hyperplane_args(owner: str, x: Any, hyperparams: Any) -> tuple[Any, Any, Any, list]:
     a, b = _pair(owner, hyperparams, "(a, b)")
     _same_structure(owner, "a", a, x)
     _scalar(owner, "b", b)
-    return a, b
+    aa = optax.tree.norm(a, squared=True)
+    preds = []
+    if not _traced(*jax.tree.leaves(a)):
+        nonzero = any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(a))
+        why = "must be non-zero (aᵀp = b is then no hyperplane)"
+        _check_value(owner, "a", nonzero, why, lambda: "a = 0")
+    else:
+        preds.append(aa > 0)
+    return a, b, aa, preds
 
 
 def projection_hyperplane(x: Any, hyperparams: tuple[Any, Any]) -> Any:
     """Projection onto the hyperplane {aᵀp = b}: ``x − (aᵀx − b)/(aᵀa) · a``.
 
-    ``hyperparams = (a, b)``: ``a`` a pytree like ``x`` (a ≠ 0, not checked), ``b`` a scalar.
+    ``hyperparams = (a, b)``: ``a`` a non-zero pytree like ``x``, ``b`` a scalar. A concrete
+    ``a = 0`` raises ``ValueError``; a traced one returns ``x`` unchanged.
     """
-    a, b = _hyperplane_args("projection_hyperplane", x, hyperparams)
-    step = (optax.tree.vdot(a, x) - b) / optax.tree.norm(a, squared=True)
-    return jax.tree.map(lambda u, w: u - step * w, x, a)
+    a, b, aa, preds = _hyperplane_args("projection_hyperplane", x, hyperparams)
+    step = jnp.where(aa > 0, (optax.tree.vdot(a, x) - b) / jnp.where(aa > 0, aa, 1.0), 0.0)
+    out = jax.tree.map(lambda u, w: u - step * w, x, a)
+    return _handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 def projection_halfspace(x: Any, hyperparams: tuple[Any, Any]) -> Any:
     """Projection onto the halfspace {aᵀp ≤ b}: ``x − max(aᵀx − b, 0)/(aᵀa) · a``.
 
-    ``hyperparams = (a, b)``: ``a`` a pytree like ``x`` (a ≠ 0, not checked), ``b`` a scalar.
+    ``hyperparams = (a, b)``: ``a`` a non-zero pytree like ``x``, ``b`` a scalar. A concrete
+    ``a = 0`` raises ``ValueError``; a traced one returns ``x`` unchanged.
     """
-    a, b = _hyperplane_args("projection_halfspace", x, hyperparams)
-    step = jax.nn.relu(optax.tree.vdot(a, x) - b) / optax.tree.norm(a, squared=True)
-    return jax.tree.map(lambda u, w: u - step * w, x, a)
+    a, b, aa, preds = _hyperplane_args("projection_halfspace", x, hyperparams)
+    viol = jax.nn.relu(optax.tree.vdot(a, x) - b)
+    step = jnp.where(aa > 0, viol / jnp.where(aa > 0, aa, 1.0), 0.0)
+    out = jax.tree.map(lambda u, w: u - step * w, x, a)
+    return _handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 def projection_affine_set(x: jax.Array, hyperparams: tuple[Any, Any]) -> jax.Array:
     """Projection onto the affine set {A p = b}: ``x − Aᵀ (A Aᵀ)⁻¹ (A x − b)``.
 
-    ``hyperparams = (A, b)`` with ``A`` of shape (m, n), m ≤ n, full row rank (not checked),
-    ``b`` of shape (m,); ``x`` of shape (n,). One m×m linear solve; differentiable with respect
-    to ``x``, ``A`` and ``b``.
+    ``hyperparams = (A, b)`` with ``A`` of shape (m, n), m ≤ n, and ``b`` of shape (m,); ``x`` of
+    shape (n,). Computed as ``x − A⁺(A x − b)`` with the pseudo-inverse ``A⁺``, so a
+    rank-deficient ``A`` is fine as long as the set is not empty (``b`` in the range of ``A``);
+    differentiable with respect to ``x``, ``A`` and ``b``. Concrete ``A`` and ``b`` with an
+    empty set raise ``ValueError``; traced ones return the point nearest to ``x`` among the
+    least-squares solutions of ``A p = b``.
     """
     owner = "projection_affine_set"
     A, b = _pair(owner, hyperparams, "(A, b)")
@@ -329,6 +393,24 @@ def projection_affine_set(x: jax.Array, hyperparams: tuple[Any, Any]) -> jax.Arr
             f"got {_shape(b)}."
         )
     A = jnp.asarray(A)
-    residual = A @ x - b
-    nu = jnp.linalg.solve(A @ A.T, residual)
-    return x - A.T @ nu
+    preds = []
+    if _traced(A, b):
+        A_pinv = jnp.linalg.pinv(A)
+        b_ = jnp.asarray(b)
+        preds.append(_consistent(A, A_pinv, b_, jnp))
+    else:
+        A_pinv = jnp.linalg.pinv(A)
+        A_np, b_np = np.asarray(A, dtype=float), np.asarray(b, dtype=float)
+        ok = _consistent(A_np, np.linalg.pinv(A_np), b_np, np)
+        why = "must lie in the range of `A` (A is rank-deficient and {A p = b} is empty)"
+        _check_value(owner, "b", ok, why, lambda: f"residual ‖A A⁺ b − b‖ > 0 for b = {b_np}")
+    out = x - A_pinv @ (A @ x - b)
+    return _handle_traced(out, preds, "", raise_at_runtime=False)
+
+
+def _consistent(A: Any, A_pinv: Any, b: Any, xp: Any) -> Any:
+    """Whether ``A p = b`` has a solution, up to a tolerance of √eps relative to the data."""
+    eps = xp.finfo(xp.result_type(A.dtype, b.dtype)).eps
+    res = xp.linalg.norm(A @ (A_pinv @ b) - b)
+    scale = xp.linalg.norm(b) + xp.linalg.norm(A) * xp.linalg.norm(A_pinv @ b)
+    return res <= xp.sqrt(eps) * scale

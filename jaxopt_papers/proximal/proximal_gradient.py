@@ -37,10 +37,20 @@ Differences from the reference code:
   ``stable_linesearch=False`` is jaxopt's line search exactly.
 - Otherwise the iterates, step sizes and stopping rule are jaxopt's (a test replays them).
   ``value_and_grad``/``has_aux``/``verbose`` are not offered.
+- Bad input is reported, never iterated on silently. Static problems raise at trace time,
+  naming the argument: integer or empty ``init_params`` (``TypeError``/``ValueError``), a
+  ``prox`` that does not take ``(x, hyperparams, scaling)`` or returns another structure or
+  shape than ``init_params``, a ``fun`` that cannot be evaluated at ``init_params`` (e.g. a wrong
+  shape) or does not return a scalar, and concrete hyperparameters out of range (a negative
+  ``l1reg``, lower > upper ...: the library's proxes and projections check their own). Values
+  known only when the computation runs (traced ``hyperparams_prox``, a traced ``stepsize``, a
+  ``stepsize`` schedule returning a value ``<= 0``) give ``RESULTS.invalid_input`` (with
+  ``throw=True`` a runtime error naming the argument); jaxopt reports such runs as converged.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -51,9 +61,11 @@ import numpy as np
 import optax
 
 from jaxopt_papers import _validation as V
+from jaxopt_papers._solution import RESULTS, finish
+from jaxopt_papers.implicit.implicit_diff import custom_root
 from jaxopt_papers.implicit.optimality import prox_gradient_optimality
-from jaxopt_papers.implicit.solver import IterativeSolver
-from jaxopt_papers.proximal.prox import make_prox_from_projection, prox_none
+from jaxopt_papers.implicit.solver import IterativeSolver, _all_finite, _solver_optimality
+from jaxopt_papers.proximal.prox import _traced_checks, make_prox_from_projection, prox_none
 
 __all__ = ["ProjectedGradient", "ProxGradState", "ProximalGradient"]
 
@@ -76,7 +88,30 @@ def _dtype(params: Any) -> np.dtype:
     leaves = jax.tree.leaves(params)
     if not leaves:
         raise ValueError("ProximalGradient: `init_params` must contain at least one array.")
+    V.check_float_leaves("ProximalGradient", "init_params", params)
     return jnp.result_type(*leaves)
+
+
+def _shapes(tree: Any) -> str:
+    return str(jax.tree.map(lambda v: tuple(jnp.shape(v)), tree))
+
+
+def _accepts(fn: Callable, *args: Any, **kwargs: Any) -> str | None:
+    """None if ``fn`` can be called with these arguments, else its signature (as text)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to inspect (a builtin ...): assume it does
+        return None
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError:
+        return str(sig)
+    return None
+
+
+def _run_loop(init_params: Any, solver: ProximalGradient, *args: Any, **kwargs: Any) -> Any:
+    with _traced_checks("skip"):
+        return solver._while_loop(init_params, *args, **kwargs)
 
 
 class ProximalGradient(IterativeSolver):
@@ -123,6 +158,12 @@ class ProximalGradient(IterativeSolver):
             "the objective for NaN/inf at the initial point; if the iterates diverged use a "
             "smaller `stepsize`, or `stepsize=None` for backtracking."
         ),
+        "invalid_input": (
+            "Proximal gradient: an argument failed a check on its value. `hyperparams_prox` "
+            "must be in the range that `prox` accepts (e.g. `l1reg`/`l2reg` >= 0 and not NaN, "
+            "`lower <= upper`, a radius >= 0), a `stepsize` (a number, or every value of a "
+            "schedule) must be > 0, `decrease_factor` in (0, 1) and `tol` >= 0."
+        ),
     }
 
     def __check_init__(self) -> None:
@@ -145,6 +186,99 @@ class ProximalGradient(IterativeSolver):
         )  # fmt: skip
         V.check_int(owner, "max_steps", self.max_steps, low=1)
         V.check_int(owner, "maxls", self.maxls, low=1)
+        sig = _accepts(self.prox, 0.0, None, 1.0)
+        if sig is not None:
+            raise TypeError(
+                f"{owner}: `prox` must accept `(x, hyperparams, scaling)` (three positional "
+                f"arguments, as the library's prox_* functions; wrap a projection with "
+                f"`make_prox_from_projection`), got a callable with signature {sig}."
+            )
+
+    def _check_call(self, init_params: Any, hp: Any, args: tuple, kwargs: dict) -> None:
+        """Trace-time checks of ``run``'s arguments against ``fun`` and ``prox``."""
+        owner = type(self).__name__
+        _dtype(init_params)
+        sig = _accepts(self.fun, init_params, *args, **kwargs)
+        if sig is not None:
+            raise TypeError(
+                f"{owner}: `fun` must accept `(init_params, *args, **kwargs)` as given to `run` "
+                f"({len(args)} extra positional and {sorted(kwargs)} keyword arguments), got a "
+                f"callable with signature {sig}."
+            )
+        try:
+            value = eqx.filter_eval_shape(self.fun, init_params, *args, **kwargs)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{owner}: `fun` could not be evaluated at `init_params` of shapes "
+                f"{_shapes(init_params)}: check that `init_params` has the structure and shapes "
+                f"that `fun` expects. The error was: {err}"
+            ) from err
+        if not (hasattr(value, "shape") and value.shape == ()):
+            raise ValueError(
+                f"{owner}: `fun` must return a scalar, got "
+                f"{getattr(value, 'shape', type(value).__name__)} at `init_params`."
+            )
+        with _traced_checks("skip"):
+            out = eqx.filter_eval_shape(self.prox, init_params, hp, jnp.ones((), value.dtype))
+        want = jax.tree.map(lambda v: tuple(jnp.shape(v)), init_params)
+        got = jax.tree.map(lambda v: tuple(jnp.shape(v)), out)
+        if jax.tree.structure(out) != jax.tree.structure(init_params) or got != want:
+            raise ValueError(
+                f"{owner}: `prox(x, hyperparams_prox, scaling)` must return the structure and "
+                f"shapes of `x` (`init_params`: {want}), got {got}."
+            )
+
+    def _values_ok(self, init_params: Any, hp: Any) -> jax.Array:
+        """Traced checks of values: the prox's own (on ``hp``), ``stepsize``, ``tol``."""
+        # The prox at 0 (finite whatever `init_params` holds: NaN there is left to the
+        # `nonfinite` code) is NaN where one of its checks of `hp` failed, or where `hp` is NaN.
+        zeros = jax.tree.map(jnp.zeros_like, init_params)
+        with _traced_checks("poison"):
+            checked = self.prox(zeros, hp, jnp.ones((), _dtype(init_params)))
+        preds = [_all_finite(checked)]
+        if self.stepsize is not None and not callable(self.stepsize):
+            preds.append(jnp.asarray(self.stepsize) > 0)
+        preds.append(jnp.asarray(self.tol) >= 0)
+        df = jnp.asarray(self.decrease_factor)
+        preds.append((df > 0) & (df < 1))
+        return jnp.all(jnp.stack([jnp.all(p) for p in preds]))
+
+    def run(self, init_params: Any, hyperparams_prox: Any = None, *args: Any, **kwargs: Any):
+        """Solve from ``init_params``; differentiable in ``hyperparams_prox``, ``args``, ``kwargs``.
+
+        Concrete hyperparameters out of range raise ``ValueError`` here (the library's proxes
+        and projections check their own); traced ones give ``RESULTS.invalid_input``.
+        """
+        if any(not isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(hyperparams_prox)):
+            leaves = jax.tree.leaves(init_params)
+            if leaves and all(hasattr(v, "shape") for v in leaves):
+                with _traced_checks("skip"):
+                    jax.eval_shape(lambda x: self.prox(x, hyperparams_prox, 1.0), init_params)
+        return super().run(init_params, hyperparams_prox, *args, **kwargs)
+
+    def _run(self, init_params: Any, hyperparams_prox: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check_call(init_params, hyperparams_prox, args, kwargs)
+        valid = self._values_ok(init_params, hyperparams_prox)
+        if self.implicit_diff:
+            solve = custom_root(
+                _solver_optimality,
+                solve=self._backward_solve(),
+                has_aux=True,
+                symmetric=self.symmetric_optimality,
+            )(_run_loop)
+            params, state = solve(init_params, self, hyperparams_prox, *args, **kwargs)
+        else:
+            with _traced_checks("skip"):
+                params, state = self._scan_loop(init_params, hyperparams_prox, *args, **kwargs)
+        finite = jnp.isfinite(state.error) & _all_finite(params)
+        result = RESULTS.where(
+            state.error <= self.tol, RESULTS.successful, RESULTS.max_steps_reached
+        )
+        result = RESULTS.where(finite, result, RESULTS.nonfinite)
+        valid = valid & (state.stepsize > 0)
+        result = RESULTS.where(valid, result, RESULTS.invalid_input)
+        stats = {"num_steps": state.num_steps, "error": state.error}
+        return finish(params, result, stats, state=state, throw=self.throw, messages=self.messages)
 
     def _prox_grad(self, y: Any, grad: Any, stepsize: Any, hyperparams_prox: Any) -> Any:
         return self.prox(_axpy(-stepsize, grad, y), hyperparams_prox, stepsize)
@@ -216,11 +350,19 @@ class ProximalGradient(IterativeSolver):
             next_stepsize = jnp.where(s <= 1e-6, 1.0, s / self.decrease_factor)
         else:
             s = self.stepsize(state.num_steps) if callable(self.stepsize) else self.stepsize
+            if callable(self.stepsize) and not isinstance(s, jax.core.Tracer):
+                if not np.all(np.asarray(s) > 0):
+                    raise ValueError(
+                        f"{type(self).__name__}: the `stepsize` schedule must return values > 0, "
+                        f"got {s!r}."
+                    )
             x = self._prox_grad(y, grad, s, hyperparams_prox)
             next_stepsize = s
         next_stepsize = jnp.asarray(next_stepsize, dtype)
         diff = jax.tree.map(jnp.subtract, x, params)
-        error = optax.tree.norm(diff) / next_stepsize
+        # A step size <= 0 (from a schedule, or traced) ends the loop with error NaN; `run`
+        # reports it as RESULTS.invalid_input.
+        error = jnp.where(next_stepsize > 0, optax.tree.norm(diff) / next_stepsize, jnp.nan)
         t = state.t
         if self.acceleration:
             next_t = 0.5 * (1 + jnp.sqrt(1 + 4 * t**2))
@@ -239,7 +381,8 @@ class ProximalGradient(IterativeSolver):
     def optimality_fn(self, params: Any, hyperparams_prox: Any, *args: Any, **kwargs: Any) -> Any:
         """``prox(x − ∇fun(x), hyperparams_prox, 1) − x`` (jaxopt's ``optimality_fun``)."""
         F = prox_gradient_optimality(self.fun, self.prox, 1.0)
-        return F(params, hyperparams_prox, *args, **kwargs)
+        with _traced_checks("skip"):  # the values were checked by `run`
+            return F(params, hyperparams_prox, *args, **kwargs)
 
 
 def ProjectedGradient(fun: Callable, projection: Callable, **kwargs: Any) -> ProximalGradient:
