@@ -97,6 +97,34 @@ def _check_signature(owner: str, fn: Callable, name: str, args: tuple, kwargs: d
         ) from None
 
 
+def _check_solver_signature(owner: str, solver: Callable, args: tuple, kwargs: dict) -> None:
+    """Raise a clear TypeError if ``solver(init, *args, **kwargs)`` cannot bind."""
+    try:
+        sig = inspect.signature(solver)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(None, *args, **kwargs)
+    except TypeError as e:
+        raise TypeError(
+            f"{owner}: `solver` is called as solver(init, <{len(args)} positional args>"
+            f"{', ' + ', '.join(f'{k}=...' for k in kwargs) if kwargs else ''}), but its "
+            f"signature is {sig}: {e}. The decorated solver takes the initial point first, "
+            "then the arguments that are passed to the optimality function."
+        ) from None
+
+
+def _check_cotangent(owner: str, sol: Any, cotangent: Any) -> None:
+    ss, sc = jax.tree.structure(sol), jax.tree.structure(cotangent)
+    shapes_s = [jnp.shape(a) for a in jax.tree.leaves(sol)]
+    shapes_c = [jnp.shape(a) for a in jax.tree.leaves(cotangent)]
+    if ss != sc or shapes_s != shapes_c:
+        raise ValueError(
+            f"{owner}: `cotangent` must have the structure and shapes of `sol` ({ss} with "
+            f"shapes {shapes_s}), got {sc} with shapes {shapes_c}."
+        )
+
+
 def _check_output(owner: str, name: str, x: Any, out: Any) -> None:
     sx, so = jax.tree.structure(x), jax.tree.structure(out)
     shapes_x = [jnp.shape(a) for a in jax.tree.leaves(x)]
@@ -153,6 +181,7 @@ def _implicit_solve(
 ) -> Any:
     fname = "fixed_point_fn" if fixed_point else "optimality_fn"
     _check_signature(owner, optimality_fn, fname, args, kwargs)
+    _check_solver_signature(owner, solver, args, kwargs)
     dyn, static = eqx.partition((args, kwargs), eqx.is_array)
 
     def solver_flat(init_: Any, dyn_: Any) -> Any:
@@ -335,8 +364,10 @@ def root_vjp(
     element of ``args`` (jaxopt's convention). With ``return_stats=True`` also returns the
     linear solve's stats (``residual``, ``num_steps``, ``success``).
     """
+    _check_callable("root_vjp", "optimality_fn", optimality_fn)
     linear_solve = as_linear_solve(solve, owner="root_vjp")
     args = tuple(args)
+    _check_cotangent("root_vjp", sol, cotangent)
     _, vjp_x = jax.vjp(lambda x: optimality_fn(x, *args), sol)
     u, stats = linear_solve(
         lambda w: vjp_x(w)[0], jax.tree.map(jnp.negative, cotangent), symmetric=symmetric
@@ -357,6 +388,7 @@ def root_jvp(
     return_stats: bool = False,
 ) -> Any:
     """Jacobian–vector product of a root: solves ``(∂₁F) ẋ = −(∂₂F)·tangents``; returns ``ẋ``."""
+    _check_callable("root_jvp", "optimality_fn", optimality_fn)
     linear_solve = as_linear_solve(solve, owner="root_jvp")
     args, tangents = tuple(args), tuple(tangents)
     if len(args) != len(tangents):
