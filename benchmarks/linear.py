@@ -34,10 +34,26 @@ per instance and the ratio to the best fixed ``ω``, and the regret curves (PNG)
 
 Also printed: the SKR paper's Table 1 layout (speed-up of SKR over GMRES(40), time / products).
 
+A third part, "sparse input", is about the matrices users already have (``--parts sparse``):
+
+- **operator products**: one product ``A @ x`` with a scipy ``csr_array`` (numpy), against
+  ``jax.experimental.sparse`` ``BCOO`` and ``BCSR``, our ``EllMatrix`` (padded rows + a coordinate
+  tail) and our ``DiaMatrix`` (banded only), for a 5-point stencil with random coefficients and a
+  random matrix with about 10 non-zeros per row (+ the diagonal), ``n = 10⁴`` and ``10⁵``. The
+  JAX products run ``R`` times inside one jitted ``fori_loop`` (``v ← x + c·Av``, the operator a
+  traced argument, as in a Krylov solver), scipy's ``R`` times in Python; µs per product,
+  interleaved repeats, ratio to scipy (median of paired ratios);
+- **scipy input**: ``solve_sequence`` (SKR, GCRO-DR(40, 20)) given a Python list of the Darcy
+  sequence's scipy ``csr_array`` matrices (converted by ``as_operator``: banded, so
+  ``DiaMatrix``), against scipy ``gcrotmk(m=40, k=20)`` with a shared ``CU`` on the same matrices,
+  interleaved repeat by repeat (conversion included in our time; our compile time apart); also
+  ``solve_sequence`` on the sequence's own stacked ``DiaMatrix`` (no conversion).
+
     python benchmarks/linear.py            # Darcy, Helmholtz, Poisson; n = 10⁴; 100 systems;
                                            # tol 1e-8 and 1e-5; no preconditioner and Jacobi
                                            # (not on Helmholtz)
     python benchmarks/linear.py --quick    # CI size: n = 900, 10 systems
+    python benchmarks/linear.py --parts sparse --systems 100   # the sparse-input part only
 """
 
 from __future__ import annotations
@@ -60,11 +76,15 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import lineax as lx  # noqa: E402
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 import scipy.sparse.linalg as spla  # noqa: E402
+from jax.experimental import sparse as jsparse  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from jaxopt_papers import linear  # noqa: E402
 from jaxopt_papers.linear import relax  # noqa: E402
+from jaxopt_papers.linear.dia import DiaMatrix  # noqa: E402
+from jaxopt_papers.linear.sparse import EllMatrix  # noqa: E402
 
 PROBLEMS = {"darcy": linear.darcy, "poisson": linear.poisson, "helmholtz": linear.helmholtz}
 
@@ -90,8 +110,8 @@ def run_ours(seq, method: str, sort: bool, tol: float, precond: bool) -> dict[st
             "failed": int(jnp.sum(res.result != linear.krylov.RESULTS.successful))}  # fmt: skip
 
 
-def run_scipy(seq, method: str, tol: float, precond: bool) -> dict[str, Any]:
-    mats = [seq.to_scipy(i) for i in range(len(seq))]
+def run_scipy(seq, method: str, tol: float, precond: bool, mats=None) -> dict[str, Any]:
+    mats = [seq.to_scipy(i) for i in range(len(seq))] if mats is None else mats
     rhs = np.asarray(seq.rhs)
     count = [0]
     CU: list = []
@@ -211,6 +231,210 @@ def table(results: list[dict]) -> str:
                 H.fmt(_ratio(rows, METHODS[3], name, "time_s")),
                 H.fmt(_ratio(rows, METHODS[4], name, "time_s")),
             ])  # fmt: skip
+    return H.markdown_table(headers, out)
+
+
+# ------------------------------------------------------------------------- sparse input
+
+
+def stencil_matrix(m: int, seed: int = 0) -> sp.csr_array:
+    """A 5-point stencil on an ``m × m`` grid with random coefficients in [1, 2]."""
+    rng = np.random.default_rng(seed)
+    n = m * m
+    i = np.arange(n)
+    rows, cols = [i], [i]
+    for o, ok in ((1, i % m != m - 1), (-1, i % m != 0), (m, i < n - m), (-m, i >= m)):
+        rows.append(i[ok])
+        cols.append(i[ok] + o)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    vals = np.where(r == c, 4.0, -1.0) * rng.uniform(1.0, 2.0, r.size)
+    return sp.csr_array((vals, (r, c)), shape=(n, n))
+
+
+def random_matrix(n: int, seed: int = 0) -> sp.csr_array:
+    """About 10 non-zeros per row at uniformly random columns, plus the diagonal."""
+    A = sp.random_array((n, n), density=10 / n, rng=np.random.default_rng(seed), format="csr")
+    return sp.csr_array(A + 5.0 * sp.eye_array(n))
+
+
+def _product_loop(A: sp.csr_array, ops: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """µs per product of each operator in ``ops`` (and scipy's ``A @ x``), interleaved."""
+    n = A.shape[0]
+    R = max(10, 10**6 // n)  # products per timed call
+    x = np.random.default_rng(1).normal(size=n)
+    c = 0.5 / float(abs(A).sum(axis=1).max())  # ‖cA‖∞ ≤ 1/2: v stays O(‖x‖)
+
+    @jax.jit
+    def loop(op, x):
+        return jax.lax.fori_loop(0, R, lambda i, v: x + c * (op @ v), x)
+
+    xj = jnp.asarray(x)
+    ref = x
+    for _ in range(R):
+        ref = x + c * (A @ ref)
+    compile_s = {}
+    for name, op in ops.items():
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(loop(op, xj))
+        compile_s[name] = time.perf_counter() - t0
+        np.testing.assert_allclose(np.asarray(out), ref, rtol=1e-9, atol=1e-12)
+
+    def scipy_products():
+        for _ in range(R):
+            y = A @ x
+        return y
+
+    cases = {"scipy csr_array": scipy_products}
+    cases.update({name: (lambda op=op: loop(op, xj)) for name, op in ops.items()})
+    times = H.interleaved(cases, repeats, warmup=0)
+    return {"products_per_call": R, "compile_s": compile_s, "times": times}
+
+
+def products_bench(kind: str, m: int, repeats: int) -> dict[str, Any]:
+    A = stencil_matrix(m) if kind == "5-point stencil" else random_matrix(m * m)
+    n = A.shape[0]
+    ops = {
+        "BCOO": jsparse.BCOO.from_scipy_sparse(A),
+        "BCSR": jsparse.BCSR.from_scipy_sparse(A),
+        "EllMatrix": EllMatrix.from_scipy(A),
+    }
+    if kind == "5-point stencil":
+        ops["DiaMatrix"] = DiaMatrix.from_scipy(A)
+    chosen = type(linear.as_operator(A).source).__name__
+    run = _product_loop(A, ops, repeats)
+    times = run.pop("times")
+    rows = {}
+    for name, ts in times.items():
+        r = H.summary(ts, per=run["products_per_call"])
+        r.update(H.paired_ratio(ts, times["scipy csr_array"]))
+        rows[name] = r
+        us, us_min = 1e6 * r["median_s"], 1e6 * r["min_s"]
+        print(f"  products {kind:16s} n={n:6d} {name:16s} {us:9.1f} µs (min {us_min:.1f})  "
+              f"÷ scipy {r['ratio_median']:.2f}", flush=True)  # fmt: skip
+    return {"matrix": kind, "n": n, "nnz": int(A.nnz), "as_operator_chooses": chosen, **run,
+            "formats": rows}  # fmt: skip
+
+
+def banded_matrix(n: int, diagonals: int, fill: float, seed: int = 0) -> sp.csr_array:
+    """Offset 0 and ``diagonals − 1`` random offsets, each entry kept with probability ``fill``
+    (the whole main diagonal kept)."""
+    rng = np.random.default_rng(seed)
+    far = rng.choice(np.arange(1, 4 * diagonals), diagonals - 1, replace=False)
+    offsets = np.concatenate([[0], far * rng.choice([-1, 1], diagonals - 1)])
+    rows, cols = [], []
+    for o in offsets:
+        i = np.arange(max(0, -o), min(n, n - o))
+        i = i if o == 0 else i[rng.random(i.size) < fill]
+        rows.append(i)
+        cols.append(i + o)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_array((rng.uniform(-1.0, 1.0, r.size), (r, c)), shape=(n, n))
+
+
+def threshold_bench(n: int, diagonals: int, fill: float, repeats: int) -> dict[str, Any]:
+    """``DiaMatrix`` against ``EllMatrix`` products on one banded matrix."""
+    A = banded_matrix(n, diagonals, fill)
+    D, E = DiaMatrix.from_scipy(A), EllMatrix.from_scipy(A)
+    times = _product_loop(A, {"DiaMatrix": D, "EllMatrix": E}, repeats)["times"]
+    paired = H.paired_ratio(times["DiaMatrix"], times["EllMatrix"])
+    ratio = paired["ratio_min"]  # min ÷ min: the load of a shared machine only adds time
+    stored_fill = A.nnz / (len(D.offsets) * n)
+    chosen = type(linear.as_operator(A).source).__name__
+    print(f"  threshold n={n:6d} diagonals={diagonals:3d} fill={fill:.2f} (stored "
+          f"{stored_fill:.2f}) DiaMatrix ÷ EllMatrix {ratio:.2f}  (as_operator: {chosen})",
+          flush=True)  # fmt: skip
+    return {"n": n, "diagonals": diagonals, "fill": fill, "stored_fill": stored_fill,
+            "dia_over_ell": ratio, "dia_over_ell_paired_median": paired["ratio_median"],
+            "as_operator_chooses": chosen}  # fmt: skip
+
+
+def threshold_table(results: list[dict]) -> str:
+    fills = sorted({round(d["fill"], 1) for d in results}, reverse=True)
+    keys = sorted({(d["n"], d["diagonals"]) for d in results})
+    out = []
+    for n, k in keys:
+        cells = [n, k]
+        for f in fills:
+            d = next((d for d in results if (d["n"], d["diagonals"], round(d["fill"], 1))
+                      == (n, k, f)), None)  # fmt: skip
+            mark = "" if d is None or d["as_operator_chooses"] != "DiaMatrix" else " ←"
+            cells.append("—" if d is None else f"{d['dia_over_ell']:.2f}{mark}")
+        out.append(cells)
+    return H.markdown_table(["n", "diagonals", *[f"fill {f:g}" for f in fills]], out)
+
+
+def products_table(results: list[dict]) -> str:
+    headers = ["matrix", "n", "nnz", "format", "µs / product (median)", "min",
+               "÷ scipy CSR (median of paired)"]  # fmt: skip
+    out = []
+    for d in results:
+        for name, r in d["formats"].items():
+            label = name + (" ← as_operator" if name == d["as_operator_chooses"] else "")
+            out.append([d["matrix"], d["n"], d["nnz"], label, f"{1e6 * r['median_s']:.1f}",
+                        f"{1e6 * r['min_s']:.1f}", f"{r['ratio_median']:.2f}"])  # fmt: skip
+    return H.markdown_table(headers, out)
+
+
+SCIPY_INPUT = ["ours SKR, list of scipy CSR", "scipy gcrotmk(40, 20) shared CU",
+               "ours SKR, stacked DiaMatrix"]  # fmt: skip
+
+
+def scipy_input_bench(s: int, num: int, tol: float, repeats: int) -> dict[str, Any]:
+    """``solve_sequence`` on a list of scipy CSR matrices against scipy ``gcrotmk``."""
+    seq = linear.darcy(jax.random.PRNGKey(0), num, s=s)
+    mats = [seq.to_scipy(i) for i in range(num)]  # what a user has
+    rhs, params = np.asarray(seq.rhs), np.asarray(seq.params)
+
+    stats: dict[str, Any] = {}
+
+    def ours(name, operators):
+        def run():
+            res = linear.solve_sequence(operators, rhs, params, method="gcrodr", tol=tol,
+                                        max_steps=MAX_PRODUCTS, throw=False)  # fmt: skip
+            res = jax.block_until_ready(res)
+            stats[name] = {
+                "matvecs": float(np.mean(res.num_matvecs)),
+                "max_residual": float(np.max(res.residual)),
+                "failed": int(jnp.sum(res.result != linear.krylov.RESULTS.successful)),
+            }
+            return res.x
+
+        return run
+
+    def scipy_timed():
+        stats[SCIPY_INPUT[1]] = run_scipy(seq, "gcrotmk", tol, False, mats=mats)
+        return None
+
+    cases = {SCIPY_INPUT[0]: ours(SCIPY_INPUT[0], mats), SCIPY_INPUT[1]: scipy_timed,
+             SCIPY_INPUT[2]: ours(SCIPY_INPUT[2], seq.operators)}  # fmt: skip
+    first = {name: H.timed(cases[name])[1] for name in (SCIPY_INPUT[0], SCIPY_INPUT[2])}
+    times = H.interleaved(cases, repeats, warmup=0)
+    rows = {}
+    for name in SCIPY_INPUT:
+        r = H.summary(times[name])
+        r.update(H.paired_ratio(times[name], times[SCIPY_INPUT[1]]))
+        r.update({k: stats[name][k] for k in ("matvecs", "max_residual", "failed")})
+        if name in first:
+            r["compile_s"] = max(first[name] - r["min_s"], 0.0)
+        rows[name] = r
+    for name, r in rows.items():
+        print(f"  scipy input darcy n={seq.rhs.shape[1]} N={num} tol={tol:g} {name:32s} "
+              f"{r['matvecs']:7.1f} mv/system {r['median_s']:7.2f} s (min {r['min_s']:.2f} of "
+              f"{r['repeats']})  ÷ gcrotmk {r['ratio_median']:.3f}  max res "
+              f"{r['max_residual']:.1e}  failed {r['failed']}", flush=True)  # fmt: skip
+    return {"problem": "darcy", "n": int(seq.rhs.shape[1]), "num_systems": num, "tol": tol,
+            "preconditioner": "none", "methods": rows}  # fmt: skip
+
+
+def scipy_input_table(results: list[dict]) -> str:
+    headers = ["problem", "n", "systems", "tol", "method", "matvecs / system", "time s (median)",
+               "max residual", "time ÷ gcrotmk's (median of paired)"]  # fmt: skip
+    out = []
+    for d in results:
+        for name, r in d["methods"].items():
+            out.append([d["problem"], d["n"], d["num_systems"], f"{d['tol']:g}", name,
+                        f"{r['matvecs']:.1f}", H.fmt(r["median_s"]), f"{r['max_residual']:.1e}",
+                        f"{r['ratio_median']:.3f}"])  # fmt: skip
     return H.markdown_table(headers, out)
 
 
@@ -401,7 +625,69 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--resume", action="store_true", help="keep the sequences already in linear.partial.json"
     )
+    ap.add_argument(
+        "--parts", nargs="*", default=PARTS, choices=PARTS,
+        help="krylov: sequences and Learning to Relax; sparse: products and scipy input",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    payload: dict[str, Any] = {}
+    with threadpool_limits(limits=1, user_api="blas"):  # as in implicit.py and ot.py
+        if "sparse" in args.parts:
+            payload["sparse"] = sparse_main(args, argv)
+        if "krylov" in args.parts:
+            payload.update(krylov_main(args, argv))
+    return payload
+
+
+PARTS = ["krylov", "sparse"]
+
+
+def sparse_main(args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """Operator products and the scipy-input comparison: ``linear.sparse.json`` and its table."""
+    t_start = time.perf_counter()
+    payload: dict[str, Any] = {"environment": H.environment(argv), "quick": args.quick}
+    grids = [30] if args.quick else [100, 316]
+    reps = 3 if args.quick else 9
+    payload["products"] = [
+        products_bench(kind, m, reps) for m in grids for kind in ("5-point stencil", "random")
+    ]
+    sizes, diagonals = ([900], [5]) if args.quick else ([10**4, 10**5], [5, 17, 65])
+    fills = (1.0,) if args.quick else (1.0, 0.7, 0.5)
+    payload["threshold"] = [
+        threshold_bench(n, k, fill, reps) for n in sizes for k in diagonals for fill in fills
+    ]
+    s = args.s or (32 if args.quick else 102)
+    num = args.systems or (10 if args.quick else 100)
+    tol = (args.tols or [1e-8])[0]
+    repeats = args.repeats or (1 if args.quick else 3)
+    payload["scipy_input"] = [scipy_input_bench(s, num, tol, repeats)]
+    payload["total_s"] = time.perf_counter() - t_start
+    content = (
+        "**Operator products** (one `A @ x`, float64):\n\n" + products_table(payload["products"])
+        + "\n\n**Banded threshold**: `DiaMatrix` product time ÷ `EllMatrix`'s (fastest of "
+        "the repeats each) on matrices with the main diagonal and random offsets, each entry of "
+        "the other diagonals kept with probability *fill*; ← where `as_operator` picks "
+        "`DiaMatrix` (its test counts all stored diagonals, the main one full):\n\n"
+        + threshold_table(payload["threshold"])
+        + "\n\n**scipy input**: `solve_sequence` on a Python list of scipy CSR matrices against "
+        "scipy `gcrotmk` (no preconditioner):\n\n" + scipy_input_table(payload["scipy_input"])
+    )  # fmt: skip
+    print("\n### Sparse input\n\n" + content)
+    print(f"wrote {H.write_json(args.out / 'linear.sparse.json', payload)}")
+    env = payload["environment"]
+    header = (
+        f"_`{env['command']}` — {env['date_utc']}, jax {env['jax']}, {env['backend']} "
+        f"({env['cpu_count']} cores, load average {env['load_average'][0]:.1f}); "
+        f"{payload['total_s']:.0f} s in all._\n"
+    )
+    for readme in H.readme_targets("linear-sparse", args.out, args.readme):
+        H.update_readme("linear-sparse", header + "\n" + content, readme)
+        print(f"table written to {readme}")
+    return payload
+
+
+def krylov_main(args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """The sequences and Learning to Relax: ``linear.json``, ``linear.png`` and their tables."""
     repeats = args.repeats or (1 if args.quick else 3)
     s = args.s or (32 if args.quick else 102)
     num = args.systems or (10 if args.quick else 100)
@@ -417,19 +703,16 @@ def main(argv: list[str] | None = None) -> dict:
     done = {tuple(r[k] for k in keys) for r in results}
     payload["kept_from_partial"] = len(results)  # their time is not in total_s
     args.out.mkdir(parents=True, exist_ok=True)
-    with threadpool_limits(limits=1, user_api="blas"):  # as in implicit.py and ot.py
-        for problem in problems:
-            for tol in tols:
-                for pre in preconds:
-                    if problem == "helmholtz" and pre == "jacobi" and not args.preconditioner:
-                        continue  # its diagonal 4/h² − k² is a scalar to < 0.2%: same iterates
-                    if (problem, (s - 2) ** 2, num, tol, pre) in done:
-                        print(f"  {problem} tol={tol:g} {pre}: kept from {partial}", flush=True)
-                        continue
-                    results.append(
-                        bench(problem, s, num, tol, pre == "jacobi", args.methods, repeats)
-                    )
-                    H.write_json(partial, {"results": results})
+    for problem in problems:
+        for tol in tols:
+            for pre in preconds:
+                if problem == "helmholtz" and pre == "jacobi" and not args.preconditioner:
+                    continue  # its diagonal 4/h² − k² is a scalar to < 0.2%: same iterates
+                if (problem, (s - 2) ** 2, num, tol, pre) in done:
+                    print(f"  {problem} tol={tol:g} {pre}: kept from {partial}", flush=True)
+                    continue
+                results.append(bench(problem, s, num, tol, pre == "jacobi", args.methods, repeats))
+                H.write_json(partial, {"results": results})
     payload["results"] = results
     num = args.relax_instances or (60 if args.quick else 1000)
     seeds = args.relax_seeds or (1 if args.quick else 3)

@@ -1,5 +1,9 @@
 """Krylov solvers, recycling across sequences of systems (SKR), and PDE problem generators.
 
+Every solver (:class:`CG`, :class:`GMRES`, :class:`GCRODR`, :class:`SOR`, :class:`SolveSequence`,
+and the functions ``cg``, ``gmres``, ``gcrodr``, ``sor``, ``ssor_pcg``, ``solve_sequence`` that wrap
+them) returns the library's one :class:`~jaxopt_papers.Solution`.
+
 See :mod:`jaxopt_papers.linear.krylov` (CG, GMRES, GCRO-DR), :mod:`~.sequence` (SKR's sorted,
 recycled solve of a sequence), :mod:`~.recycling_solve` (recycling as the backward solver of
 implicit differentiation), :mod:`~.preconditioners` (Jacobi, block Jacobi, SOR, SSOR),
@@ -9,12 +13,24 @@ and :mod:`~.problems` (Darcy, Poisson, Helmholtz).
 
 from jaxopt_papers.linear._operators import Operator, as_operator
 from jaxopt_papers.linear.dia import DiaMatrix
-from jaxopt_papers.linear.krylov import KrylovResult, RecycleState, cg, gcrodr, gmres
+from jaxopt_papers.linear.krylov import (
+    CG,
+    GCRODR,
+    GMRES,
+    CGState,
+    GCRODRState,
+    GMRESState,
+    RecycleState,
+    cg,
+    default_tol,
+    gcrodr,
+    gmres,
+)
 from jaxopt_papers.linear.preconditioners import (
-    SOR,
     SSOR,
     BlockJacobi,
     Jacobi,
+    SORSweep,
     block_jacobi,
     jacobi,
     sor_sweep,
@@ -29,8 +45,9 @@ from jaxopt_papers.linear.problems import (
 )
 from jaxopt_papers.linear.recycling_solve import RecyclingSolve
 from jaxopt_papers.linear.relax import (
+    SOR,
     ChebCB,
-    SORResult,
+    SORState,
     TsallisINF,
     TsallisINFCB,
     optimal_omega,
@@ -38,21 +55,35 @@ from jaxopt_papers.linear.relax import (
     sor,
     ssor_pcg,
 )
-from jaxopt_papers.linear.sequence import SequenceResult, greedy_order, solve_sequence
+from jaxopt_papers.linear.sequence import (
+    SequenceAux,
+    SequenceState,
+    SolveSequence,
+    greedy_order,
+    solve_sequence,
+)
 
 __all__ = [
+    "CG",
+    "GCRODR",
+    "GMRES",
     "SOR",
     "SSOR",
     "BlockJacobi",
+    "CGState",
     "ChebCB",
     "DiaMatrix",
+    "GCRODRState",
+    "GMRESState",
     "Jacobi",
-    "KrylovResult",
     "Operator",
     "RecycleState",
     "RecyclingSolve",
-    "SORResult",
-    "SequenceResult",
+    "SORState",
+    "SORSweep",
+    "SequenceAux",
+    "SequenceState",
+    "SolveSequence",
     "SystemSequence",
     "TsallisINF",
     "TsallisINFCB",
@@ -60,6 +91,7 @@ __all__ = [
     "block_jacobi",
     "cg",
     "darcy",
+    "default_tol",
     "gaussian_random_field",
     "gcrodr",
     "gmres",

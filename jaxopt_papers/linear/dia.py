@@ -31,7 +31,22 @@ def _shift(x: jax.Array, offset: int) -> jax.Array:
 
 
 class DiaMatrix(eqx.Module):
-    """A square ``n × n`` matrix by diagonals (module docstring)."""
+    """A square ``n × n`` matrix stored by diagonals: ``data[..., k, i] = A[i, i + offsets[k]]``.
+
+    Build one with :meth:`from_scipy`, :meth:`from_bcoo` or :meth:`from_dense`, or let
+    :func:`~jaxopt_papers.linear.as_operator` choose it for banded input. ``data`` may carry leading
+    batch axes (one matrix per system of a sequence, same offsets); ``A[i]`` is the ``i``-th.
+
+    Attributes:
+      data: ``(..., d, n)`` the ``d`` stored diagonals (entries outside the matrix are ignored).
+      offsets: ``d`` distinct ints, ``j − i`` of each diagonal (static).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> D = DiaMatrix(jnp.array([[-1.0] * 4, [2.0] * 4, [-1.0] * 4]), (-1, 0, 1))
+      >>> D.mv(jnp.ones(4)).tolist()
+      [1.0, 0.0, 0.0, 1.0]
+    """
 
     data: jax.Array
     offsets: tuple[int, ...] = eqx.field(static=True)
@@ -47,14 +62,17 @@ class DiaMatrix(eqx.Module):
 
     @property
     def n(self) -> int:
+        """The size ``n``."""
         return self.data.shape[-1]
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(n, n)``."""
         return (self.n, self.n)
 
     @property
     def dtype(self) -> Any:
+        """The values' dtype."""
         return self.data.dtype
 
     def __getitem__(self, i: Any) -> DiaMatrix:
@@ -62,6 +80,18 @@ class DiaMatrix(eqx.Module):
         return DiaMatrix(self.data[i], self.offsets)
 
     def mv(self, x: jax.Array) -> jax.Array:
+        """``A @ x`` for ``x`` of shape ``(..., n)`` (broadcast against the batch axes).
+
+        Args:
+          x: the vector(s).
+
+        Returns:
+          ``A x`` (``(..., n)``).
+        """
+        x = jnp.asarray(x)
+        if not self.offsets:
+            shape = jnp.broadcast_shapes((*self.data.shape[:-2], self.n), x.shape)
+            return jnp.zeros(shape, jnp.result_type(self.dtype, x.dtype))
         out = self.data[..., 0, :] * _shift(x, self.offsets[0])
         for k, o in enumerate(self.offsets[1:], start=1):
             out = out + self.data[..., k, :] * _shift(x, o)
@@ -72,16 +102,19 @@ class DiaMatrix(eqx.Module):
 
     @property
     def T(self) -> DiaMatrix:
+        """The transpose (a ``DiaMatrix`` with negated offsets)."""
         # Aᵀ[i, i − o] = A[i − o, i] = data[k, i − o].
         data = jnp.stack([_shift(self.data[..., k, :], -o) for k, o in enumerate(self.offsets)], -2)
         return DiaMatrix(data, tuple(-o for o in self.offsets))
 
     def diagonal(self) -> jax.Array:
+        """``diag(A)`` (``(..., n)``)."""
         if 0 not in self.offsets:
             return jnp.zeros((*self.data.shape[:-2], self.n), self.dtype)
         return self.data[..., self.offsets.index(0), :]
 
     def todense(self) -> jax.Array:
+        """The dense ``(..., n, n)`` array."""
         n = self.n
         i = jnp.arange(n)
         dense = jnp.zeros((*self.data.shape[:-2], n, n), self.dtype)
@@ -103,20 +136,94 @@ class DiaMatrix(eqx.Module):
         return sp.csr_array(sp.diags(diags, list(self.offsets), shape=(n, n)))
 
     @classmethod
+    def from_parts(cls, rows: np.ndarray, cols: np.ndarray, values: Any, n: int) -> DiaMatrix:
+        """From coordinates: ``A[rows[j], cols[j]] += values[j]``, one stored diagonal per
+        distinct ``cols − rows``.
+
+        Args:
+          rows, cols: concrete integer arrays in ``[0, n)``.
+          values: the values (numpy or JAX; differentiable when JAX), integers become floats.
+          n: the size.
+
+        Returns:
+          The ``DiaMatrix`` (offsets sorted); ``values`` keep their dtype when inexact.
+
+        Example:
+          >>> import numpy as np
+          >>> D = DiaMatrix.from_parts(np.array([0, 1]), np.array([1, 0]), np.array([2.0, 3.0]), 2)
+          >>> D.offsets, D.todense().tolist()
+          ((-1, 1), [[0.0, 2.0], [3.0, 0.0]])
+        """
+        from jaxopt_papers.linear.sparse import _diagonals, _float_dtype, _place
+
+        rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        offsets, k = _diagonals(rows, cols, n)
+        data = _place(values, (offsets.size, n), (k, rows), _float_dtype(values.dtype))
+        return cls(data, tuple(int(o) for o in offsets))
+
+    @classmethod
     def from_scipy(cls, A: Any) -> DiaMatrix:
-        """From any square scipy sparse matrix (its nonzero diagonals)."""
-        A = A.tocoo()
-        if A.shape[0] != A.shape[1]:
-            raise ValueError(f"DiaMatrix.from_scipy: `A` must be square, got shape {A.shape}.")
-        n = A.shape[0]
-        offsets = tuple(int(o) for o in np.unique(A.col - A.row))
-        data = np.zeros((len(offsets), n), np.result_type(A.dtype, np.float32))
-        index = {o: k for k, o in enumerate(offsets)}
-        np.add.at(data, (np.array([index[o] for o in A.col - A.row], int), A.row), A.data)
-        return cls(jnp.asarray(data), offsets)
+        """From any square scipy sparse matrix or array (any format): its non-zero diagonals.
+
+        Args:
+          A: the matrix.
+
+        Returns:
+          The ``DiaMatrix`` (dtype kept when inexact, integers become floats).
+
+        Example:
+          >>> import numpy as np, scipy.sparse as sp
+          >>> A = sp.diags([[-1.0] * 3, [2.0] * 4, [-1.0] * 3], [-1, 0, 1], format="csr")
+          >>> D = DiaMatrix.from_scipy(A)
+          >>> D.offsets, bool(np.allclose(D @ np.ones(4), A @ np.ones(4)))
+          ((-1, 0, 1), True)
+        """
+        from jaxopt_papers.linear.sparse import _coo_parts, _is_scipy_sparse
+
+        if not _is_scipy_sparse(A):
+            raise TypeError(
+                f"DiaMatrix.from_scipy: `A` must be a scipy sparse matrix, got {type(A).__name__}."
+            )
+        return cls.from_parts(*_coo_parts(A, "DiaMatrix.from_scipy"))
+
+    @classmethod
+    def from_bcoo(cls, A: Any) -> DiaMatrix:
+        """From a square ``BCOO``/``BCSR`` with concrete indices (values may be traced).
+
+        Args:
+          A: the matrix (no batch or dense dimensions).
+
+        Returns:
+          The ``DiaMatrix``; its ``data`` is a differentiable function of ``A.data``.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from jax.experimental import sparse
+          >>> A = sparse.BCOO.fromdense(jnp.array([[2.0, 1.0], [0.0, 3.0]]))
+          >>> DiaMatrix.from_bcoo(A).offsets
+          (0, 1)
+        """
+        from jaxopt_papers.linear.sparse import _coo_parts
+
+        return cls.from_parts(*_coo_parts(A, "DiaMatrix.from_bcoo"))
 
     @classmethod
     def from_dense(cls, A: Any) -> DiaMatrix:
-        import scipy.sparse as sp
+        """From a square dense array (concrete): its non-zero diagonals.
 
-        return cls.from_scipy(sp.coo_array(np.asarray(A)))
+        Args:
+          A: the ``(n, n)`` array.
+
+        Returns:
+          The ``DiaMatrix``.
+
+        Example:
+          >>> DiaMatrix.from_dense([[2.0, 1.0], [0.0, 3.0]]).offsets
+          (0, 1)
+        """
+        from jaxopt_papers.linear.sparse import _check_square
+
+        A = np.asarray(A)
+        _check_square("DiaMatrix.from_dense", A.shape)
+        rows, cols = np.nonzero(A)
+        return cls.from_parts(rows, cols, A[rows, cols], A.shape[0])

@@ -33,60 +33,21 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import lineax as lx
-from jax.experimental import sparse as jsparse
 
 from jaxopt_papers import _validation as V
+from jaxopt_papers.linear._splitting import Triangular, as_matrix, check_omega, nonzero_diagonal
 from jaxopt_papers.linear.dia import DiaMatrix
 
-__all__ = ["SOR", "SSOR", "BlockJacobi", "Jacobi", "block_jacobi", "jacobi", "sor_sweep", "ssor"]
-
-_DENSE_LIMIT = 4096
-
-
-def _matrix(owner: str, A: Any) -> jax.Array | DiaMatrix:
-    """``A`` as a ``DiaMatrix`` or a dense 2-D array (small sparse and lineax operators)."""
-    if isinstance(A, DiaMatrix):
-        if A.data.ndim != 2:
-            raise ValueError(
-                f"{owner}: `A` must be one DiaMatrix, got a batch with data shape "
-                f"{A.data.shape}; index it (A[i]) or pass the factory to solve_sequence."
-            )
-        return A
-    if isinstance(A, (jsparse.BCOO, jsparse.BCSR, lx.AbstractLinearOperator)):
-        n = A.shape[0] if not isinstance(A, lx.AbstractLinearOperator) else A.in_size()
-        if n > _DENSE_LIMIT:
-            raise ValueError(
-                f"{owner}: a {type(A).__name__} with n = {n} > {_DENSE_LIMIT} would be made dense; "
-                "convert a banded matrix with DiaMatrix.from_scipy instead."
-            )
-        dense = A.as_matrix() if isinstance(A, lx.AbstractLinearOperator) else A.todense()
-        return _matrix(owner, dense)
-    if callable(A) and not hasattr(A, "shape"):
-        raise TypeError(
-            f"{owner}: `A` was given as a callable x -> Ax, which has no entries; pass the "
-            "matrix (dense, DiaMatrix, BCOO/BCSR or a lineax operator)."
-        )
-    A = jnp.asarray(A)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"{owner}: `A` must be a square matrix, got shape {A.shape}.")
-    return A
-
-
-def _diagonal(owner: str, A: jax.Array | DiaMatrix) -> jax.Array:
-    d = A.diagonal() if isinstance(A, DiaMatrix) else jnp.diagonal(A)
-    if not isinstance(d, jax.core.Tracer) and not bool(jnp.all(d != 0)):
-        raise ValueError(
-            f"{owner}: the diagonal of `A` must have no zeros, got {int(jnp.sum(d == 0))} zero "
-            "entries."
-        )
-    return d
-
-
-def _check_omega(owner: str, omega: Any) -> None:
-    if isinstance(omega, (int, float)) and not 0.0 < float(omega) < 2.0:
-        raise ValueError(f"{owner}: `omega` must lie in (0, 2), got {omega}.")
-
+__all__ = [
+    "SSOR",
+    "BlockJacobi",
+    "Jacobi",
+    "SORSweep",
+    "block_jacobi",
+    "jacobi",
+    "sor_sweep",
+    "ssor",
+]
 
 # ------------------------------------------------------------------------------------- Jacobi
 
@@ -102,7 +63,7 @@ class Jacobi(eqx.Module):
 
 def jacobi(A: Any) -> Jacobi:
     """Jacobi preconditioner of ``A`` (module docstring)."""
-    return Jacobi(1.0 / _diagonal("jacobi", _matrix("jacobi", A)))
+    return Jacobi(1.0 / nonzero_diagonal("jacobi", as_matrix("jacobi", A)))
 
 
 class BlockJacobi(eqx.Module):
@@ -123,7 +84,7 @@ def block_jacobi(A: Any, block_size: int = 64) -> BlockJacobi:
     """Block Jacobi preconditioner with contiguous diagonal blocks of ``block_size`` rows."""
     owner = "block_jacobi"
     V.check_int(owner, "block_size", block_size, low=1)
-    M = _matrix(owner, A)
+    M = as_matrix(owner, A)
     n = M.shape[0]
     size = min(block_size, n)
     nb = -(-n // size)
@@ -146,70 +107,28 @@ def block_jacobi(A: Any, block_size: int = 64) -> BlockJacobi:
 # ------------------------------------------------------------------------ SOR / SSOR sweeps
 
 
-def _dia_sweep(diag: jax.Array, data: jax.Array, offsets: tuple[int, ...], r: jax.Array,
-               forward: bool) -> jax.Array:  # fmt: skip
-    """Solve ``(diag + T) x = r`` for ``T`` = the given strict lower (forward) or upper diagonals
-    (``data[k, i] = T[i, i + offsets[k]]``), one row after the other."""
-    n = r.shape[0]
-    idx = jnp.arange(n) if forward else jnp.arange(n - 1, -1, -1)
+class SORSweep(eqx.Module):
+    """``r ↦ (D/ω + L)⁻¹ r``: one forward SOR sweep from zero (built by :func:`sor_sweep`)."""
 
-    def step(x, i):
-        acc = r[i]
-        for k, o in enumerate(offsets):
-            j = i + o
-            ok = (j >= 0) & (j < n)
-            acc = acc - jnp.where(ok, data[k, i] * x[jnp.clip(j, 0, n - 1)], 0.0)
-        return x.at[i].set(acc / diag[i]), None
-
-    x, _ = jax.lax.scan(step, jnp.zeros_like(r), idx)
-    return x
-
-
-class _Triangular(eqx.Module):
-    """``D/ω + L`` (or ``D/ω + U``) of a dense or banded ``A``: ``solve(r)`` and ``mv(x)``."""
-
-    matrix: Any  # dense (n, n) or DiaMatrix
-    omega: jax.Array
-    lower: bool = eqx.field(static=True)
-
-    def _parts(self):
-        A = self.matrix
-        keep = [(k, o) for k, o in enumerate(A.offsets) if (o < 0 if self.lower else o > 0)]
-        data = A.data[jnp.array([k for k, _ in keep], int)] if keep else A.data[:0]
-        return A.diagonal() / self.omega, data, tuple(o for _, o in keep)
-
-    def solve(self, r: jax.Array) -> jax.Array:
-        if isinstance(self.matrix, DiaMatrix):
-            diag, data, offsets = self._parts()
-            return _dia_sweep(diag, data, offsets, r, forward=self.lower)
-        A = self.matrix
-        T = jnp.tril(A, -1) if self.lower else jnp.triu(A, 1)
-        M = T + jnp.diag(jnp.diagonal(A) / self.omega)
-        return jax.scipy.linalg.solve_triangular(M, r, lower=self.lower)
-
-
-class SOR(eqx.Module):
-    """``r ↦ (D/ω + L)⁻¹ r``: one forward SOR sweep from zero."""
-
-    factor: _Triangular
+    factor: Triangular
 
     def __call__(self, r: jax.Array) -> jax.Array:
         return self.factor.solve(r)
 
 
-def sor_sweep(A: Any, omega: float = 1.0) -> SOR:
+def sor_sweep(A: Any, omega: float = 1.0) -> SORSweep:
     """SOR preconditioner ``M = D/ω + L`` (``ω = 1``: Gauss–Seidel)."""
-    _check_omega("sor_sweep", omega)
-    M = _matrix("sor_sweep", A)
-    _diagonal("sor_sweep", M)
-    return SOR(_Triangular(M, jnp.asarray(omega, M.dtype), True))
+    check_omega("sor_sweep", omega)
+    M = as_matrix("sor_sweep", A)
+    nonzero_diagonal("sor_sweep", M)
+    return SORSweep(Triangular(M, jnp.asarray(omega, M.dtype), True))
 
 
 class SSOR(eqx.Module):
     """``r ↦ ω(2 − ω)(D + ωL)⁻¹ D (D + ωU)⁻¹ r`` (module docstring)."""
 
-    lower: _Triangular
-    upper: _Triangular
+    lower: Triangular
+    upper: Triangular
     diag: jax.Array
 
     def __call__(self, r: jax.Array) -> jax.Array:
@@ -221,8 +140,8 @@ class SSOR(eqx.Module):
 
 def ssor(A: Any, omega: float = 1.0) -> SSOR:
     """SSOR preconditioner (symmetric Gauss–Seidel at ``ω = 1``); SPD for SPD ``A``."""
-    _check_omega("ssor", omega)
-    M = _matrix("ssor", A)
-    d = _diagonal("ssor", M)
+    check_omega("ssor", omega)
+    M = as_matrix("ssor", A)
+    d = nonzero_diagonal("ssor", M)
     w = jnp.asarray(omega, M.dtype)
-    return SSOR(_Triangular(M, w, True), _Triangular(M, w, False), d)
+    return SSOR(Triangular(M, w, True), Triangular(M, w, False), d)

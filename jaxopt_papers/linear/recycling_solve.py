@@ -28,9 +28,9 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from jaxopt_papers._solution import RESULTS
 from jaxopt_papers.linear import krylov
 
 __all__ = ["RecyclingSolve"]
@@ -40,7 +40,9 @@ class RecyclingSolve(eqx.Module):
     """A callable ``solve(matvec, b) -> (x, stats)`` running GCRO-DR from a recycle state.
 
     Usable wherever the implicit core takes ``solve=`` (``custom_root``, ``root_vjp``,
-    ``root_jvp``, ``LinearSolve(solver=...)``) and the solvers' ``linear_solve=``.
+    ``root_jvp``, ``LinearSolve(solver=...)``) and the solvers' ``linear_solve=``. The stats hold
+    ``recycle_state`` (for :meth:`with_state`), ``num_steps`` (restart cycles), ``num_matvecs``
+    (products with the operator), ``result`` and ``success``.
 
     Args:
       restart, recycle: GCRO-DR's subspace size ``m`` and recycle dimension ``k``.
@@ -65,19 +67,13 @@ class RecyclingSolve(eqx.Module):
         def flat_matvec(v: jax.Array) -> jax.Array:
             return ravel_pytree(matvec(unravel(v)))[0]
 
-        res = krylov.gcrodr(
-            flat_matvec,
-            flat_b,
-            restart=self.restart,
-            recycle=self.recycle,
-            tol=self.tol,
-            max_steps=self.max_steps,
-            state=self.state,
-            throw=False,
-        )
+        solver = krylov.GCRODR(self.restart, self.recycle, self.tol, self.max_steps, throw=False)
+        res = solver.run(flat_matvec, flat_b, state=self.state)
         stats = {
             "recycle_state": res.state,
-            "num_steps": jnp.asarray(res.num_matvecs),
-            "success": res.result == krylov.RESULTS.successful,
+            "num_steps": res.stats["num_steps"],
+            "num_matvecs": res.stats["num_matvecs"],
+            "result": res.result,
+            "success": res.result == RESULTS.successful,
         }
         return unravel(res.x), stats

@@ -17,8 +17,8 @@ A stream of SPD systems ``A_t x = b_t`` is solved by SOR, ``x ← x + M⁻¹(b �
   ``p_i = 1/(d + η(ŷ_i − ŷ_min))`` for the non-greedy actions.
 - :class:`TsallisINFCB`: the context interval cut into bins, one Tsallis-INF per bin.
 
-:func:`sor` is the solver (``lax.while_loop`` over triangular solves); :func:`ssor_pcg` is CG
-preconditioned by SSOR; :func:`optimal_omega` is the asymptotically optimal
+:class:`SOR` (and :func:`sor`) is the solver (``lax.while_loop`` over triangular solves);
+:func:`ssor_pcg` is CG preconditioned by SSOR; :func:`optimal_omega` is the asymptotically optimal
 ``ω* = 1 + (β/(1 + √(1 − β²)))²`` with ``β = ρ(I − D⁻¹A)`` (consistently ordered matrices);
 :func:`shifted_laplacian_stream` generates the paper's instances.
 
@@ -35,7 +35,8 @@ reference does (the solve of the first iteration is iteration 1) and also return
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -43,13 +44,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_papers import _validation as V
-from jaxopt_papers.implicit.solver import RESULTS
+from jaxopt_papers._solution import RESULTS, Solution, finish
 from jaxopt_papers.linear import krylov
-from jaxopt_papers.linear.preconditioners import _check_omega, _matrix, _Triangular, ssor
+from jaxopt_papers.linear._splitting import Triangular, as_matrix, check_omega
+from jaxopt_papers.linear.dia import DiaMatrix
+from jaxopt_papers.linear.krylov import default_tol
+from jaxopt_papers.linear.preconditioners import ssor
 
 __all__ = [
+    "SOR",
     "ChebCB",
-    "SORResult",
+    "SORState",
     "TsallisINF",
     "TsallisINFCB",
     "optimal_omega",
@@ -59,41 +64,169 @@ __all__ = [
 ]
 
 
-class SORResult(eqx.Module):
-    """``x``, iterations done (``num_steps``: the cost), relative residual, result code."""
+class SOR(eqx.Module):
+    """SOR with relaxation ``omega``: ``x ← x + M⁻¹(b − Ax)``, ``M = D/ω + L``, until
+    ``‖b − Ax‖ < tol·‖b − Ax₀‖`` (at least one iteration, at most ``max_steps``).
+
+    ``run`` returns the :class:`~jaxopt_papers.Solution`: ``value`` (alias ``x``), ``result``,
+    ``stats`` with ``num_steps`` (iterations: the cost of an instance, counted as the reference
+    does), ``num_matvecs`` and ``error`` (``‖b − Ax‖/‖b − Ax₀‖``, the relative residual
+    ``‖b − Ax‖/‖b‖`` from ``x0 = 0``). One ``step`` is one iteration. ``run`` is differentiable
+    with respect to ``A`` and ``b`` (``jax.lax.custom_linear_solve``: the derivative solves are SOR
+    on ``A`` and ``Aᵀ``); the iteration count is not.
+
+    A run that hits ``max_steps`` is a normal outcome in a tuning loop (its cost is the cap), so
+    ``throw`` is off by default.
+
+    Args:
+      omega: the relaxation ``ω ∈ (0, 2)`` (``1``: Gauss–Seidel).
+      tol: the relative residual target (``None``: ``1e-8`` in float64, ``1e-5`` in float32).
+      max_steps: cap on iterations (the reference's 10,000).
+      throw: raise when ``tol`` is not reached.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> A = jnp.array([[4.0, -1.0], [-1.0, 4.0]])
+      >>> from jaxopt_papers import RESULTS
+      >>> sol = SOR(omega=1.1).run(A, jnp.array([3.0, 3.0]))
+      >>> sol.x.round(4).tolist(), bool(sol.result == RESULTS.successful)
+      ([1.0, 1.0], True)
+    """
+
+    omega: Any = 1.0
+    tol: Any = None
+    max_steps: int = 10_000
+    throw: bool = eqx.field(static=True, default=False)
+
+    messages: ClassVar[dict[str, str]] = {
+        "max_steps_reached": (
+            "sor did not reach `tol` within `max_steps` iterations: increase `max_steps`, "
+            "loosen `tol` or choose a better `omega` (e.g. optimal_omega(A))."
+        ),
+        "nonfinite": (
+            "sor produced non-finite values: check `A`, `b` and `x0` for NaN/inf, and that "
+            "`omega` lies in (0, 2) (SOR diverges otherwise)."
+        ),
+    }
+
+    def _setup(self, A: Any, b: Any, x0: Any) -> tuple:
+        owner = "sor"
+        M = as_matrix(owner, A)
+        check_omega(owner, self.omega)
+        V.check_int(owner, "max_steps", self.max_steps, low=1)
+        b = jnp.asarray(b)
+        n = M.shape[0]
+        if b.shape != (n,):
+            raise ValueError(f"{owner}: `b` must have shape ({n},) to match `A`, got {b.shape}.")
+        dtype = jnp.result_type(M.dtype, b.dtype)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            dtype = jnp.asarray(1.0).dtype
+        if x0 is not None:
+            x0 = jnp.asarray(x0, dtype)
+            if x0.shape != (n,):
+                raise ValueError(f"{owner}: `x0` must have shape ({n},), got {x0.shape}.")
+        tol = default_tol(dtype) if self.tol is None else self.tol
+        V.check_real(owner, "tol", tol, low=0.0, low_open=True)
+        if isinstance(M, DiaMatrix):
+            M = DiaMatrix(M.data.astype(dtype), M.offsets)
+        else:
+            M = M.astype(dtype)
+        solver = dataclasses.replace(
+            self, omega=jnp.asarray(self.omega, dtype), tol=jnp.asarray(tol, dtype)
+        )
+        return solver, M, b.astype(dtype), x0
+
+    def run(self, A: Any, b: Any, x0: Any = None) -> Solution:
+        """Solve ``Ax = b`` by SOR.
+
+        Args:
+          A: a dense matrix or a :class:`~jaxopt_papers.linear.DiaMatrix` (small sparse and
+            lineax operators are made dense).
+          b: ``(n,)`` right-hand side.
+          x0: initial guess (``None``: zero).
+
+        Returns:
+          The :class:`~jaxopt_papers.Solution` (class docstring).
+        """
+        solver, M, b, x0 = self._setup(A, b, x0)
+        x, code, stats = _compiled_sor(solver, M, b, x0)
+        return finish(x, code, stats, throw=self.throw, messages=self.messages)
+
+    def _loop(self, M: Any, rhs: jax.Array) -> tuple[jax.Array, dict]:
+        tri = Triangular(M, self.omega, True)
+        norm0 = jnp.linalg.norm(rhs)
+        target = self.tol * norm0
+
+        def cond(c):
+            _, r, k = c
+            nr = jnp.linalg.norm(r)
+            return (k < self.max_steps) & ((k == 0) | (nr >= target)) & jnp.isfinite(nr)
+
+        def body(c):
+            x, r, k = c
+            x = x + tri.solve(r)
+            return x, rhs - _mv(M, x), k + 1
+
+        x, r, k = jax.lax.while_loop(
+            cond, body, (jnp.zeros_like(rhs), rhs, jnp.zeros((), jnp.int32))
+        )
+        rel = jnp.linalg.norm(r) / jnp.where(norm0 > 0, norm0, 1.0)
+        code = RESULTS.where(rel < self.tol, RESULTS.successful, RESULTS.max_steps_reached)
+        code = RESULTS.where(jnp.isfinite(rel), code, RESULTS.nonfinite)
+        return x, {"num_steps": k, "error": rel, "code": code}
+
+    def _solve(self, M: Any, b: jax.Array, x0: Any) -> tuple:
+        Mt = M.T
+        if x0 is None:
+            rhs, used = b, 0
+        else:
+            x0 = jax.lax.stop_gradient(x0)
+            rhs, used = b - _mv(M, x0), 1
+        solve = lambda mv, r: self._loop(jax.lax.stop_gradient(M), r)
+        tsolve = lambda mv, r: self._loop(jax.lax.stop_gradient(Mt), r)
+        y, aux = jax.lax.custom_linear_solve(lambda v: _mv(M, v), rhs, solve, tsolve,
+                                             has_aux=True)  # fmt: skip
+        aux = jax.lax.stop_gradient(aux)
+        x = y if x0 is None else x0 + y
+        stats = {"num_steps": aux["num_steps"], "num_matvecs": aux["num_steps"] + used,
+                 "error": aux["error"]}  # fmt: skip
+        return x, aux["code"], stats
+
+    def init(self, A: Any, b: Any, x0: Any = None) -> SORState:
+        """The state before the first iteration (arguments as :meth:`run`)."""
+        _, M, b, x0 = self._setup(A, b, x0)
+        x = jnp.zeros_like(b) if x0 is None else x0
+        r = b - _mv(M, x)
+        norm0 = jnp.linalg.norm(r)
+        return SORState(x, r, norm0, jnp.ones((), b.dtype), jnp.zeros((), jnp.int32))
+
+    def step(self, state: SORState, A: Any, b: Any) -> SORState:
+        """One SOR iteration (arguments as :meth:`run`)."""
+        solver, M, b, _ = self._setup(A, b, None)
+        x = state.x + Triangular(M, solver.omega, True).solve(state.r)
+        r = b - _mv(M, x)
+        error = jnp.linalg.norm(r) / jnp.where(state.norm0 > 0, state.norm0, 1.0)
+        return SORState(x, r, state.norm0, error, state.num_steps + 1)
+
+
+class SORState(eqx.Module):
+    """The state of :class:`SOR` between iterations: ``x``, ``r = b − Ax``, ``norm0``
+    (``‖r₀‖``), ``error`` (``‖r‖/‖r₀‖``) and ``num_steps``."""
 
     x: jax.Array
+    r: jax.Array
+    norm0: jax.Array
+    error: jax.Array
     num_steps: jax.Array
-    residual: jax.Array
-    result: Any
+
+
+def _mv(M: Any, x: jax.Array) -> jax.Array:
+    return M.mv(x) if isinstance(M, DiaMatrix) else M @ x
 
 
 @eqx.filter_jit
-def _sor(A, b, x0, omega, tol, max_steps):
-    M = _Triangular(A, omega, True)
-
-    def residual(x):
-        return b - (A.mv(x) if hasattr(A, "mv") else A @ x)
-
-    r0 = residual(x0)
-    norm0 = jnp.linalg.norm(r0)
-    target = tol * norm0
-
-    def cond(c):
-        _, r, k = c
-        nr = jnp.linalg.norm(r)
-        return (k < max_steps) & ((k == 0) | (nr >= target)) & jnp.isfinite(nr)
-
-    def body(c):
-        x, r, k = c
-        x = x + M.solve(r)
-        return x, residual(x), k + 1
-
-    x, r, k = jax.lax.while_loop(cond, body, (x0, r0, jnp.zeros((), jnp.int32)))
-    rel = jnp.linalg.norm(r) / jnp.where(norm0 > 0, norm0, 1.0)
-    code = RESULTS.where(rel < tol, RESULTS.successful, RESULTS.max_steps_reached)
-    code = RESULTS.where(jnp.isfinite(rel), code, RESULTS.nonfinite)
-    return x, k, rel, code
+def _compiled_sor(solver: SOR, M: Any, b: jax.Array, x0: Any) -> tuple:
+    return solver._solve(M, b, x0)
 
 
 def sor(
@@ -102,38 +235,47 @@ def sor(
     omega: float = 1.0,
     x0: Any = None,
     *,
-    tol: float = 1e-8,
+    tol: float | None = None,
     max_steps: int = 10_000,
     throw: bool = False,
-) -> SORResult:
-    """SOR with relaxation ``omega`` until ``‖b − Ax‖ < tol·‖b − Ax₀‖`` (at least one iteration,
-    at most ``max_steps``, the reference's 10,000). ``A``: dense or ``DiaMatrix`` (or small sparse).
+) -> Solution:
+    """SOR with relaxation ``omega`` until ``‖b − Ax‖ < tol·‖b − Ax₀‖`` (:class:`SOR`).
 
-    A run that hits ``max_steps`` is a normal outcome in a tuning loop (its cost is the cap), so
-    ``throw`` is off by default; with ``throw=True`` it raises."""
-    owner = "sor"
-    M = _matrix(owner, A)
-    _check_omega(owner, omega)
-    V.check_int(owner, "max_steps", max_steps, low=1)
-    b = jnp.asarray(b)
-    n = M.shape[0]
-    if b.shape != (n,):
-        raise ValueError(f"{owner}: `b` must have shape ({n},) to match `A`, got {b.shape}.")
-    dtype = jnp.result_type(M.dtype, b.dtype)
-    x0 = jnp.zeros(n, dtype) if x0 is None else jnp.asarray(x0, dtype)
-    if x0.shape != (n,):
-        raise ValueError(f"{owner}: `x0` must have shape ({n},), got {x0.shape}.")
-    x, k, rel, code = _sor(M, b.astype(dtype), x0, jnp.asarray(omega, dtype),
-                           jnp.asarray(tol, dtype), max_steps)  # fmt: skip
-    if throw:
-        x = V.error_if(x, code != RESULTS.successful, code)
-    return SORResult(x, k, rel, code)
+    Args:
+      A, b, x0: as :meth:`SOR.run`.
+      omega, tol, max_steps, throw: as :class:`SOR`.
+
+    Returns:
+      The :class:`~jaxopt_papers.Solution` (``.x``, ``.num_steps``: the cost, ``.residual``,
+      ``.result``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> int(sor(jnp.array([[2.0, 0.0], [0.0, 4.0]]), jnp.ones(2)).num_steps)
+      1
+    """
+    return SOR(omega, tol, max_steps, throw).run(A, b, x0)
 
 
-def ssor_pcg(A: Any, b: Any, omega: float = 1.0, *, tol: float = 1e-8, max_steps: int = 10_000,
-             throw: bool = False) -> krylov.KrylovResult:  # fmt: skip
-    """CG preconditioned by SSOR(``omega``) (the reference's ``ssor_pcg``); the cost of an instance
-    is ``num_matvecs``."""
+def ssor_pcg(A: Any, b: Any, omega: float = 1.0, *, tol: float | None = None,
+             max_steps: int = 10_000, throw: bool = False) -> Solution:  # fmt: skip
+    """CG preconditioned by SSOR(``omega``) (the reference's ``ssor_pcg``).
+
+    Args:
+      A: an SPD matrix (dense or :class:`~jaxopt_papers.linear.DiaMatrix`).
+      b: ``(n,)`` right-hand side.
+      omega: SSOR's relaxation in ``(0, 2)``.
+      tol, max_steps, throw: as :class:`~jaxopt_papers.linear.CG`.
+
+    Returns:
+      The :class:`~jaxopt_papers.Solution` of CG; the cost of an instance is ``num_matvecs``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> A = jnp.array([[4.0, -1.0], [-1.0, 4.0]])
+      >>> ssor_pcg(A, jnp.array([3.0, 3.0]), 1.2).x.round(5).tolist()
+      [1.0, 1.0]
+    """
     return krylov.cg(A, b, tol=tol, max_steps=max_steps, preconditioner=ssor(A, omega),
                      throw=throw)  # fmt: skip
 
@@ -141,7 +283,7 @@ def ssor_pcg(A: Any, b: Any, omega: float = 1.0, *, tol: float = 1e-8, max_steps
 def optimal_omega(A: Any) -> jax.Array:
     """``ω* = 1 + (β/(1 + √(1 − β²)))²``, ``β = ρ(I − D⁻¹A)`` (Young's formula; dense
     eigenvalues, so for moderate ``n``)."""
-    M = _matrix("optimal_omega", A)
+    M = as_matrix("optimal_omega", A)
     dense = M.todense() if hasattr(M, "todense") else M
     J = jnp.eye(dense.shape[0], dtype=dense.dtype) - dense / jnp.diagonal(dense)[:, None]
     beta = jnp.max(jnp.abs(jnp.linalg.eigvals(J)))

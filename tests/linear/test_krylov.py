@@ -18,12 +18,16 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from jax.experimental import sparse as jsparse
 
-from jaxopt_papers.implicit import RESULTS
+from jaxopt_papers import RESULTS, Solution
 from jaxopt_papers.linear import (
+    CG,
+    GCRODR,
+    GMRES,
     DiaMatrix,
     as_operator,
     cg,
     darcy,
+    default_tol,
     gcrodr,
     gmres,
     helmholtz,
@@ -217,9 +221,15 @@ def test_bad_input_and_result_codes():
                  max_steps=20, throw=False)  # fmt: skip
     # The cap is on Arnoldi steps; the true-residual checks add at most two products.
     assert hard.result == RESULTS.max_steps_reached and int(hard.num_matvecs) <= 22
-    # A singular, inconsistent system: GMRES stagnates and says so.
-    sing = gmres(np.diag([1.0, 1.0, 0.0]), np.ones(3), throw=False)
-    assert sing.result == RESULTS.stagnation
+    # A singular, inconsistent system: the Krylov space becomes invariant above `tol`; GMRES
+    # and GCRO-DR say so (breakdown), with a finite least-squares answer.
+    for fn in (gmres, lambda A, b, **kw: gcrodr(A, b, restart=3, recycle=1, **kw)):
+        sing = fn(np.diag([1.0, 1.0, 0.0]), np.ones(3), throw=False)
+        assert sing.result == RESULTS.breakdown
+        x = np.asarray(sing.x)  # finite, with the least-squares residual ‖(0, 0, 1)‖ = 1
+        np.testing.assert_allclose(np.ones(3) - np.diag([1.0, 1.0, 0.0]) @ x, [0, 0, 1], atol=1e-12)
+        with pytest.raises(RUNTIME_ERRORS, match=r"broke down.*singular"):
+            fn(np.diag([1.0, 1.0, 0.0]), np.ones(3))
     zero = gmres(A, np.zeros(4))
     assert zero.result == RESULTS.successful and not np.any(np.asarray(zero.x))
 
@@ -271,3 +281,94 @@ def test_recycle_qr_matches_numpy_qr_and_flags_rank_deficiency(cond):
 
     X[-1] = X[0] + X[1]  # rank k − 1
     assert not bool(_cholesky_qr_rows(jnp.asarray(X))[2])
+
+
+# ------------------------------------------------------------------ the solver contract
+
+
+def spd(n, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(n, n))
+    return (M @ M.T / n + np.eye(n)).astype(dtype), rng.normal(size=n).astype(dtype)
+
+
+@pytest.mark.parametrize("fn", [cg, gmres, gcrodr])
+def test_float32_default_tol_succeeds_on_a_well_conditioned_system(fn):
+    """tol=None is 1e-5 in float32 (1e-8 would be below what float32 can reach)."""
+    A, b = spd(6, 0, np.float32)
+    kw = {"restart": 4, "recycle": 2} if fn is gcrodr else {}
+    sol = fn(jnp.asarray(A), jnp.asarray(b), **kw)
+    assert sol.result == RESULTS.successful and sol.x.dtype == jnp.float32
+    assert float(sol.residual) <= 1e-5
+    exact = np.linalg.solve(A.astype(np.float64), b.astype(np.float64))
+    np.testing.assert_allclose(sol.x, exact, rtol=1e-4, atol=1e-5)
+    # float64 keeps 1e-8.
+    assert (default_tol(jnp.float32), default_tol(jnp.float64)) == (1e-5, 1e-8)
+    sol64 = fn(jnp.asarray(A, jnp.float64), jnp.asarray(b, jnp.float64), **kw)
+    assert sol64.result == RESULTS.successful and float(sol64.residual) <= 1e-8
+
+
+def test_cg_reports_indefinite_not_nonfinite_and_never_succeeds_above_tol():
+    # Singular, inconsistent: p = e3 meets pᵀAp = 0.
+    sing = cg(np.diag([1.0, 1.0, 0.0]), np.ones(3), throw=False)
+    assert sing.result == RESULTS.indefinite
+    assert bool(jnp.all(jnp.isfinite(sing.x)))
+    with pytest.raises(RUNTIME_ERRORS, match="non-positive curvature"):
+        cg(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1.0, 0.0]))
+    # Symmetric indefinite systems at tol 1e-5: success only where the true residual meets tol.
+    rng = np.random.default_rng(1)
+    codes = []
+    for seed in range(8):
+        Q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(12, 12)))
+        A = Q @ np.diag(rng.uniform(0.5, 2.0, 12) * np.where(np.arange(12) < 2, -1, 1)) @ Q.T
+        b = rng.normal(size=12)
+        sol = cg(A, b, tol=1e-5, throw=False)
+        true = np.linalg.norm(b - A @ np.asarray(sol.x)) / np.linalg.norm(b)
+        np.testing.assert_allclose(float(sol.residual), true, rtol=1e-6)
+        if sol.result == RESULTS.successful:
+            assert true <= 1e-5
+        codes.append(int(sol.result._value))
+    assert int(RESULTS.indefinite._value) in codes
+
+
+def test_solvers_are_modules_with_manual_steps_that_reproduce_run(small_darcy):
+    A, b = small_darcy.operators[0], small_darcy.rhs[0]
+    for solver in (CG(tol=1e-9), GMRES(restart=20, tol=1e-9), GCRODR(restart=20, recycle=5,
+                                                                       tol=1e-9)):  # fmt: skip
+        sol = solver.run(A, b)
+        assert isinstance(sol, Solution) and sol.result == RESULTS.successful
+        assert {"num_steps", "num_matvecs", "error"} <= set(sol.stats)
+        x_ref = spla.spsolve(small_darcy.to_scipy(0).tocsc(), np.asarray(b))
+        np.testing.assert_allclose(sol.x, x_ref, rtol=1e-7)
+        state = solver.init(A, b)
+        while not bool(state.done) and int(state.num_matvecs) < 10 * b.shape[0]:
+            state = solver.step(state, A, b)
+        assert int(state.num_steps) == int(sol.num_steps)
+        np.testing.assert_allclose(state.x, sol.x, rtol=1e-9, atol=1e-12)
+    # jaxopt-style unpacking; GCRO-DR's state is its recycle space.
+    _, rec = GCRODR(restart=20, recycle=5).run(A, b)
+    assert rec.U.shape == (b.shape[0], 5) and bool(rec.valid)
+
+
+def test_messages_name_each_solvers_own_arguments(small_darcy):
+    A, b = small_darcy.operators[0], small_darcy.rhs[0]
+    with pytest.raises(RUNTIME_ERRORS, match=r"gmres did not reach `tol`.*`restart`"):
+        gmres(A, b, max_steps=5)
+    with pytest.raises(RUNTIME_ERRORS, match=r"gcrodr did not reach `tol`.*`recycle`"):
+        gcrodr(A, b, max_steps=5, restart=10, recycle=3)
+    with pytest.raises(RUNTIME_ERRORS, match=r"cg did not reach `tol`.*`preconditioner`"):
+        cg(A, b, max_steps=5)
+    # Under jit the check is tied to every output: the step count alone still raises.
+    with pytest.raises(RUNTIME_ERRORS, match="`max_steps`"):
+        jax.block_until_ready(jax.jit(lambda b: gmres(A, b, max_steps=5).num_matvecs)(b))
+
+
+def test_warm_start_x0_meets_tol_relative_to_b(small_darcy):
+    A, b = small_darcy.operators[0], small_darcy.rhs[0]
+    x_ref = spla.spsolve(small_darcy.to_scipy(0).tocsc(), np.asarray(b))
+    x0 = jnp.asarray(x_ref) * (1 + 1e-3)
+    for fn in (cg, gmres):
+        cold, warm = fn(A, b, tol=1e-9), fn(A, b, x0, tol=1e-9)
+        assert float(warm.residual) <= 1e-9
+        assert int(warm.num_matvecs) < int(cold.num_matvecs)
+        np.testing.assert_allclose(warm.x, x_ref, rtol=1e-7)

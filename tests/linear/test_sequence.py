@@ -4,6 +4,7 @@ Oracles: a plain-Python greedy nearest-neighbour chain, ``scipy.sparse.linalg.sp
 solver without recycling (GMRES), and central finite differences in float64.
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,8 +45,15 @@ def test_greedy_order_is_jittable_and_a_permutation():
 
 import scipy.sparse.linalg as spla  # noqa: E402
 
-from jaxopt_papers.implicit import RESULTS, custom_root, root_vjp  # noqa: E402
-from jaxopt_papers.linear import RecyclingSolve, darcy, gcrodr, solve_sequence  # noqa: E402
+from jaxopt_papers import RESULTS  # noqa: E402
+from jaxopt_papers.implicit import custom_root, root_vjp  # noqa: E402
+from jaxopt_papers.linear import (  # noqa: E402
+    RecyclingSolve,
+    SolveSequence,
+    darcy,
+    gcrodr,
+    solve_sequence,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +69,8 @@ def test_solve_sequence_answers_in_the_callers_order(seq):
     for i in range(8):
         ref = spla.spsolve(seq.to_scipy(i).tocsc(), np.asarray(seq.rhs[i]))
         np.testing.assert_allclose(res.x[i], ref, rtol=1e-7)
-    assert bool(jnp.all(res.result == RESULTS.successful)) and float(res.residual.max()) <= 1e-10
+    assert res.result == RESULTS.successful and float(res.residual.max()) <= 1e-10
+    assert bool(jnp.all(res.results == RESULTS.successful)) and res.x.shape == (8, 24 * 24)
     unsorted = solve_sequence(seq.operators, seq.rhs, seq.params, sort=False, tol=1e-10)
     np.testing.assert_allclose(unsorted.x, res.x, rtol=1e-7)
     plain = solve_sequence(seq.operators, seq.rhs, seq.params, method="gmres", tol=1e-10)
@@ -90,6 +99,63 @@ def test_solve_sequence_bad_input(seq):
         solve_sequence(seq.operators, seq.rhs, method="bicg")
     with pytest.raises(ValueError, match="got 2 operators but 8"):
         solve_sequence([seq.operators[0]] * 2, seq.rhs)
+    with pytest.raises(ValueError, match="`rhs` must hold at least one system"):
+        solve_sequence([], jnp.zeros((0, 576)))
+    small = darcy(jax.random.PRNGKey(0), 1, s=10).operators[0]
+    with pytest.raises(ValueError, match=r"every matrix of `operators` must be 576x576.*64x64"):
+        solve_sequence([seq.operators[0], small], seq.rhs[:2])
+
+
+def test_non_finite_params_raise_or_give_a_code_never_other_systems_answers(seq):
+    bad = np.asarray(seq.params).copy()
+    bad[3, 5], bad[6, 0] = np.nan, np.inf
+    with pytest.raises(ValueError, match="`params` \\(the sort key\\) must be finite"):
+        solve_sequence(seq.operators, seq.rhs, bad)
+    # Traced (under jit): a result code, a permutation, and each answer its own system's.
+    run = jax.jit(lambda p: solve_sequence(seq.operators, seq.rhs, p, tol=1e-9, throw=False))
+    sol = run(jnp.asarray(bad))
+    assert sol.result == RESULTS.invalid_input
+    assert bool(jnp.all(sol.results == RESULTS.invalid_input))
+    assert sorted(np.asarray(sol.order).tolist()) == list(range(8))
+    for i in range(8):
+        ref = spla.spsolve(seq.to_scipy(i).tocsc(), np.asarray(seq.rhs[i]))
+        np.testing.assert_allclose(sol.x[i], ref, rtol=1e-6)
+    with pytest.raises((eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError), match="sort key"):
+        jax.block_until_ready(
+            jax.jit(lambda p: solve_sequence(seq.operators, seq.rhs, p).num_matvecs)(bad)
+        )
+    # greedy_order itself always returns a permutation.
+    assert sorted(np.asarray(greedy_order(jnp.asarray(bad))).tolist()) == list(range(8))
+
+
+def test_a_list_of_banded_matrices_is_stacked_and_solved_in_one_scan(seq, monkeypatch):
+    from jaxopt_papers.linear import sequence
+
+    calls = {"scan": 0}
+    scan = sequence._scan_sequence
+
+    def counting(*args, **kwargs):
+        calls["scan"] += 1
+        return scan(*args, **kwargs)
+
+    monkeypatch.setattr(sequence, "_scan_sequence", counting)
+    listed = solve_sequence([seq.operators[i] for i in range(8)], seq.rhs, seq.params, tol=1e-9)
+    assert calls["scan"] == 1
+    for i in range(8):
+        ref = spla.spsolve(seq.to_scipy(i).tocsc(), np.asarray(seq.rhs[i]))
+        np.testing.assert_allclose(listed.x[i], ref, rtol=1e-7)
+
+
+def test_manual_steps_reproduce_run(seq):
+    solver = SolveSequence(tol=1e-9, restart=30, recycle=10)
+    sol = solver.run(seq.operators, seq.rhs, seq.params)
+    state = solver.init(seq.operators, seq.rhs, seq.params)
+    for _ in range(8):
+        state = solver.step(state, seq.operators, seq.rhs)
+    np.testing.assert_allclose(state.x, sol.x, rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(state.num_matvecs, sol.num_matvecs)
+    assert int(state.krylov_steps) == int(sol.num_steps)
+    assert isinstance(sol.state.U, jax.Array) and sol.state.U.shape == (576, 10)
 
 
 # --------------------------------------------------------- recycling in implicit diff
@@ -119,10 +185,10 @@ def test_recycling_solve_hypergradients_along_an_outer_loop():
         (g,), stats = root_vjp(F, x, (theta,), x, solve=solve, return_stats=True)
         exact = -(jnp.linalg.solve(A.T, x) @ (B @ x))  # dL/dθ = −uᵀ B x, Aᵀu = x
         np.testing.assert_allclose(g, exact, rtol=1e-9)
-        recycled_counts.append(int(stats["num_steps"]))
+        recycled_counts.append(int(stats["num_matvecs"]))
         fresh = RecyclingSolve(restart=30, recycle=10, tol=1e-12)
         fresh_counts.append(
-            int(root_vjp(F, x, (theta,), x, solve=fresh, return_stats=True)[1]["num_steps"])
+            int(root_vjp(F, x, (theta,), x, solve=fresh, return_stats=True)[1]["num_matvecs"])
         )
         solve = solve.with_state(stats["recycle_state"])
     assert recycled_counts[0] == fresh_counts[0]
