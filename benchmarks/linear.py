@@ -107,7 +107,7 @@ def run_ours(seq, method: str, sort: bool, tol: float, precond: bool) -> dict[st
     res, seconds = H.timed(lambda: jax.block_until_ready(call()))
     return {"matvecs": float(res.num_matvecs.mean()), "time_s": seconds,
             "compile_s": max(first - seconds, 0.0), "max_residual": float(res.residual.max()),
-            "failed": int(jnp.sum(res.result != linear.krylov.RESULTS.successful))}  # fmt: skip
+            "failed": int(jnp.sum(res.results != linear.krylov.RESULTS.successful))}  # fmt: skip
 
 
 def run_scipy(seq, method: str, tol: float, precond: bool, mats=None) -> dict[str, Any]:
@@ -395,7 +395,7 @@ def scipy_input_bench(s: int, num: int, tol: float, repeats: int) -> dict[str, A
             stats[name] = {
                 "matvecs": float(np.mean(res.num_matvecs)),
                 "max_residual": float(np.max(res.residual)),
-                "failed": int(jnp.sum(res.result != linear.krylov.RESULTS.successful)),
+                "failed": int(jnp.sum(res.results != linear.krylov.RESULTS.successful)),
             }
             return res.x
 

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_papers import _validation as V
+from jaxopt_papers._solution import RESULTS, raise_if_failed
 from jaxopt_papers.linear._splitting import Triangular, as_matrix, check_omega, nonzero_diagonal
 from jaxopt_papers.linear.dia import DiaMatrix
 
@@ -62,8 +63,14 @@ class Jacobi(eqx.Module):
 
 
 def jacobi(A: Any) -> Jacobi:
-    """Jacobi preconditioner of ``A`` (module docstring)."""
-    return Jacobi(1.0 / nonzero_diagonal("jacobi", as_matrix("jacobi", A)))
+    """Jacobi preconditioner of ``A`` (module docstring).
+
+    A zero on the diagonal raises ``ValueError`` (concrete ``A``) or, traced, a runtime error when
+    the preconditioner is built."""
+    d = nonzero_diagonal("jacobi", as_matrix("jacobi", A))
+    code = RESULTS.where(jnp.all(d != 0), RESULTS.successful, RESULTS.invalid_input)
+    msg = {"invalid_input": "jacobi: the diagonal of `A` must have no zeros."}
+    return Jacobi(raise_if_failed(1.0 / d, code, msg))
 
 
 class BlockJacobi(eqx.Module):

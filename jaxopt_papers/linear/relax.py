@@ -107,6 +107,7 @@ class SOR(eqx.Module):
             "sor produced non-finite values: check `A`, `b` and `x0` for NaN/inf, and that "
             "`omega` lies in (0, 2) (SOR diverges otherwise)."
         ),
+        "invalid_input": "sor: `omega` must lie in (0, 2) (SOR diverges otherwise).",
     }
 
     def _setup(self, A: Any, b: Any, x0: Any) -> tuple:
@@ -190,7 +191,10 @@ class SOR(eqx.Module):
         x = y if x0 is None else x0 + y
         stats = {"num_steps": aux["num_steps"], "num_matvecs": aux["num_steps"] + used,
                  "error": aux["error"]}  # fmt: skip
-        return x, aux["code"], stats
+        # A traced ω outside (0, 2) (checked statically when concrete) is reported as such, not
+        # as the divergence or stall it causes.
+        valid = (self.omega > 0) & (self.omega < 2)
+        return x, RESULTS.where(valid, aux["code"], RESULTS.invalid_input), stats
 
     def init(self, A: Any, b: Any, x0: Any = None) -> SORState:
         """The state before the first iteration (arguments as :meth:`run`)."""
