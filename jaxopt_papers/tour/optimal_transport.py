@@ -12,18 +12,20 @@ from jaxopt_papers.tour._common import Tour, format_table
 
 def section(ctx: Tour) -> None:
     """SNS against Sinkhorn on the paper's random assignment problem; ``optimal_transport.png``."""
-    import importlib
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from jaxopt_papers.ot import sinkhorn, sinkhorn_newton_sparse
-    from jaxopt_papers.ot.sinkhorn import sweep
+    from jaxopt_papers.ot import (
+        OTProblem,
+        Sinkhorn,
+        SinkhornNewtonSparse,
+        sinkhorn,
+        sinkhorn_newton_sparse,
+    )
 
-    sns_module = importlib.import_module("jaxopt_papers.ot.sinkhorn_newton_sparse")
     with jax.enable_x64(True):  # η = 1200 needs float64 (the paper's regime)
         import jax.numpy as jnp
 
@@ -52,23 +54,30 @@ def section(ctx: Tour) -> None:
               f"target L1 marginal error {tol:g}")  # fmt: skip
         print(format_table(["solver", "iterations", "L1 error", "seconds", "compile s"], rows))
 
-        # Error against iterations: Sinkhorn sweeps, and SNS's 20 sweeps then Newton steps.
-        def sweeps(fg, _):
-            f, g, err = sweep(*fg, cost, a, a, eps)
-            return (f, g), err
+        # Error against iterations, by the solvers' public init/step: Sinkhorn sweeps, and SNS
+        # with the paper's schedule (its first step is the 20-sweep warm start, then Newton).
+        problem = OTProblem(cost, a, a, eps)
+        sk = Sinkhorn(tol=tol)
 
-        zeros = (jnp.zeros(n), jnp.zeros(n))
-        sk_err = np.asarray(jax.jit(lambda: jax.lax.scan(sweeps, zeros, None, length=cap))()[1])
-        z = sns_module._point(*sns_module._warm_start(cost, a, a, eps, 20), cost, a, a, eps)
-        step = jax.jit(lambda z: sns_module.newton_step(z, cost, a, a, eps, tol, 16, 10 * n,
-                                                        1e-10)[0])  # fmt: skip
-        sns_err = [float(z.error)]
-        while sns_err[-1] > tol and len(sns_err) < 60:
-            z = step(z)
-            sns_err.append(float(z.error))
+        def sweeps(carry, _):
+            params, state = sk.step(*carry, problem)
+            return (params, state), state.error
+
+        carry = (None, sk.init(None, problem))
+        carry = sk.step(*carry, problem)
+        sk_err = jax.jit(lambda c: jax.lax.scan(sweeps, c, None, length=cap - 1)[1])(carry)
+        sk_err = np.concatenate([[float(carry[1].error)], np.asarray(sk_err)])
+        sns = SinkhornNewtonSparse(tol=tol, schedule="paper")
+        step = jax.jit(lambda p, s: sns.step(p, s, problem))
+        params, state = None, sns.init(None, problem)
+        sns_steps, sns_err = [], []
+        while not bool(sns.done(state)) and len(sns_err) < 60:
+            params, state = step(params, state)
+            sns_steps.append(int(state.num_steps))
+            sns_err.append(float(state.error))
         fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
         ax.semilogy(np.arange(1, cap + 1), sk_err, color="tab:orange", label="Sinkhorn")
-        ax.semilogy(np.arange(20, 20 + len(sns_err)), sns_err, "o-", ms=3, color="tab:blue",
+        ax.semilogy(sns_steps, sns_err, "o-", ms=3, color="tab:blue",
                     label="SNS: 20 Sinkhorn sweeps, then Newton")  # fmt: skip
         ax.axhline(tol, color="k", lw=0.8, ls=":")
         ax.set(xscale="log", xlabel="iteration", ylabel="L1 marginal error",

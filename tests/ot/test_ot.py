@@ -17,8 +17,12 @@ from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn as ott_sinkhorn
 from scipy.spatial.distance import cdist
 
-from jaxopt_papers.implicit import RESULTS
+from jaxopt_papers import RESULTS
 from jaxopt_papers.ot import (
+    OTProblem,
+    Potentials,
+    Sinkhorn,
+    SinkhornNewtonSparse,
     euclidean,
     lp_cost,
     sinkhorn,
@@ -86,12 +90,16 @@ def test_float32_is_stable_at_small_epsilon():
 
 
 def test_sns_on_the_papers_random_assignment_problem():
-    """n = 200, C ~ U[0, 1], η = 1200: tens of Newton steps, like dense Newton, to 1e-11."""
+    """n = 200, C ~ U[0, 1], η = 1200: the paper's algorithm takes tens of Newton steps, like
+    dense Newton, to 1e-11; the default schedule (two ε stages here) reaches the same plan."""
     n = 200
     cost = np.random.default_rng(1).uniform(size=(n, n))
     a = np.full(n, 1.0 / n)
-    sparse = sinkhorn_newton_sparse(cost, a, a, 1 / 1200, tol=1e-11)
-    dense = sinkhorn_newton_sparse(cost, a, a, 1 / 1200, tol=1e-11, density=1.0)
+    sparse = sinkhorn_newton_sparse(cost, a, a, 1 / 1200, tol=1e-11, schedule="paper")
+    dense = sinkhorn_newton_sparse(cost, a, a, 1 / 1200, tol=1e-11, density=1.0,
+                                   epsilon_stages=1)  # fmt: skip
+    default = sinkhorn_newton_sparse(cost, a, a, 1 / 1200, tol=1e-11)
+    np.testing.assert_allclose(default.plan, dense.plan, atol=1e-11)
     assert int(sparse.num_sinkhorn_steps) == 20
     assert int(sparse.num_newton_steps) <= 40
     assert abs(int(sparse.num_newton_steps) - int(dense.num_newton_steps)) <= 5
@@ -131,7 +139,17 @@ def test_implicit_gradient_of_transport_cost_vs_unrolled_and_fd(solver):
         if which == "sinkhorn":
             res = sinkhorn(cost, A, B, EPS, tol=1e-13)
         elif which == "unrolled":
-            res = sinkhorn(cost, A, B, EPS, max_steps=3000, fixed_steps=True, implicit_diff=False)
+            res = sinkhorn(
+                cost,
+                A,
+                B,
+                EPS,
+                tol=1e-14,
+                max_steps=3000,
+                fixed_steps=True,
+                implicit_diff=False,
+                throw=False,
+            )
         else:
             res = sinkhorn_newton_sparse(cost, A, B, EPS, tol=1e-13, density=1.0)
         return res.transport_cost + jnp.sum(w * res.plan)
@@ -149,8 +167,8 @@ def test_implicit_gradient_of_transport_cost_vs_unrolled_and_fd(solver):
 
 def test_fixed_steps_vmap_over_epsilon_and_jit():
     eps = jnp.asarray([0.5, 1.0, 2.0]) * EPS
-    run = jax.jit(jax.vmap(lambda e: sinkhorn(COST, A, B, e, max_steps=2000, fixed_steps=True,
-                                              throw=False).plan))  # fmt: skip
+    run = jax.jit(jax.vmap(lambda e: sinkhorn(COST, A, B, e, tol=1e-13, max_steps=2000,
+                                              fixed_steps=True, throw=False).plan))  # fmt: skip
     plans = run(eps)
     for i, e in enumerate(np.asarray(eps)):
         np.testing.assert_allclose(plans[i], pot_plan(COST, A, B, float(e)), atol=1e-10)
@@ -177,7 +195,7 @@ def test_bad_input_names_the_argument():
         sinkhorn(COST, A, 2 * B, EPS)
     with pytest.raises(ValueError, match="`cost` has non-finite entries"):
         sinkhorn(np.where(COST > 1, np.inf, COST), A, B, EPS)
-    with pytest.raises(ValueError, match="`epsilon` must be a positive scalar"):
+    with pytest.raises(ValueError, match="`epsilon` must be a positive"):
         sinkhorn_newton_sparse(COST, A, B, 0.0)
     with pytest.raises(ValueError, match="`x` and `y` must be point clouds"):
         squared_euclidean(jnp.ones((3, 2)), jnp.ones((3, 3)))
@@ -199,7 +217,7 @@ def test_sns_uses_the_full_hessian_when_the_plan_is_not_sparse():
     reference = sinkhorn(cost, a, a, eps, tol=1e-9, max_steps=100_000)  # tens of thousands
     np.testing.assert_allclose(default.plan, reference.plan, atol=1e-9)
     paper = sinkhorn_newton_sparse(
-        cost, a, a, eps, tol=1e-10, min_kept_mass=0.0, max_newton_steps=30, throw=False
+        cost, a, a, eps, tol=1e-10, schedule="paper", max_newton_steps=30, throw=False
     )
     assert paper.result == RESULTS.max_steps_reached and float(paper.error) > 1e-8
 
@@ -213,7 +231,7 @@ def test_epsilon_scaling_converges_where_the_papers_schedule_stalls():
     a = np.full(n, 1.0 / n)
     eps = 1e-3 * cost.mean()
     kw = dict(tol=1e-10, max_newton_steps=60)
-    paper = sinkhorn_newton_sparse(cost, a, a, eps, throw=False, **kw)
+    paper = sinkhorn_newton_sparse(cost, a, a, eps, throw=False, epsilon_stages=1, **kw)
     assert paper.result == RESULTS.max_steps_reached and float(paper.error) > 1e-4
     two = sinkhorn_newton_sparse(cost, a, a, eps, epsilon_stages=2, **kw)
     three = sinkhorn_newton_sparse(cost, a, a, eps, epsilon_stages=3, epsilon_decay=5.0, **kw)
@@ -231,13 +249,13 @@ def test_jit_equals_eager_and_new_epsilon_or_tol_does_not_retrace(solver, monkey
     from jaxopt_papers.ot import dual
 
     traces = {"count": 0}
-    finish = dual.finish
+    finish = dual.finish_ot
 
     def counting_finish(*args, **kwargs):
         traces["count"] += 1  # runs once per trace of the compiled solver
         return finish(*args, **kwargs)
 
-    monkeypatch.setattr(dual, "finish", counting_finish)
+    monkeypatch.setattr(dual, "finish_ot", counting_finish)
     fn = sinkhorn if solver == "sinkhorn" else sinkhorn_newton_sparse
     first = fn(COST, A, B, EPS, tol=1e-10)
     count = traces["count"]
@@ -247,3 +265,112 @@ def test_jit_equals_eager_and_new_epsilon_or_tol_does_not_retrace(solver, monkey
     assert traces["count"] == count  # same shapes and dtypes: no new trace
     jitted = jax.jit(lambda c: fn(c, A, B, EPS, tol=1e-10).plan)(jnp.asarray(COST))
     np.testing.assert_allclose(jitted, first.plan, rtol=1e-10, atol=1e-14)
+
+
+SOLVERS = {"sinkhorn": sinkhorn, "sns": sinkhorn_newton_sparse}
+
+
+def _bad_inputs():
+    """(name, cost, a, b, ε, code, message) — values only a traced check can see."""
+    nan_cost = COST.copy()
+    nan_cost[3, 4] = np.nan
+    return [
+        ("negative-epsilon", COST, A, B, -EPS, RESULTS.invalid_input, "`epsilon` must be > 0"),
+        ("nan-cost", nan_cost, A, B, EPS, RESULTS.nonfinite_input, "NaN or inf"),
+        ("unequal-mass", COST, A, 1.5 * B, EPS, RESULTS.invalid_input, "same total mass"),
+    ]
+
+
+@pytest.mark.parametrize("solver", ["sinkhorn", "sns"])
+@pytest.mark.parametrize("bad", _bad_inputs(), ids=lambda b: b[0])
+def test_traced_invalid_input_gives_a_code_and_throw_raises(solver, bad):
+    """Under jit the values are traced: the checks become a result code (not a wrong plan with
+    `successful`, silent NaN, or "did not reach tol"), and with throw=True an error naming the
+    problem, even when only the cost is used."""
+    _, cost, a, b, eps, code, message = bad
+    fn = SOLVERS[solver]
+    args = tuple(jnp.asarray(v) for v in (cost, a, b, eps))
+    quiet = jax.jit(lambda *z: fn(*z, throw=False).result)(*args)
+    assert quiet == code
+    loud = jax.jit(lambda *z: fn(*z).reg_cost)
+    with pytest.raises(RUNTIME_ERRORS, match=message):
+        jax.block_until_ready(loud(*args))
+    # Eager (concrete) inputs are refused before solving, naming the argument.
+    with pytest.raises(ValueError, match=r"`cost`|`a` and `b`|`epsilon`"):
+        fn(cost, a, b, eps)
+
+
+def test_throw_fires_through_value_and_grad_of_reg_cost():
+    """Only `.reg_cost` is used, and only through value_and_grad: the check still fires."""
+    cost = jnp.asarray(gauss_clouds_cost(60, seed=5))
+    a = jnp.full(60, 1 / 60)
+    eps = 1e-3 * float(cost.mean())
+    fn = jax.jit(jax.value_and_grad(
+        lambda C: sinkhorn_newton_sparse(C, a, a, eps, max_newton_steps=1).reg_cost))  # fmt: skip
+    with pytest.raises(RUNTIME_ERRORS, match="`max_newton_steps`"):
+        jax.block_until_ready(fn(cost))
+    quiet = sinkhorn_newton_sparse(cost, a, a, eps, max_newton_steps=1, throw=False)
+    assert quiet.result == RESULTS.max_steps_reached
+
+
+def test_failure_messages_name_each_solvers_own_arguments():
+    with pytest.raises(RUNTIME_ERRORS, match="`max_steps` sweeps"):
+        jax.block_until_ready(sinkhorn(COST, A, B, 1e-2 * EPS, max_steps=3).plan)
+    with pytest.raises(RUNTIME_ERRORS, match=r"`max_newton_steps`.*`sinkhorn_steps`"):
+        jax.block_until_ready(
+            sinkhorn_newton_sparse(COST, A, B, 1e-2 * EPS, max_newton_steps=1).plan
+        )
+
+
+def test_sns_fixed_steps_under_vmap_matches_pot():
+    eps = jnp.asarray([0.5, 1.0, 2.0]) * EPS
+    solver = SinkhornNewtonSparse(tol=1e-12, max_newton_steps=30, fixed_steps=True, throw=False)
+    run = jax.jit(jax.vmap(lambda e: solver.run(OTProblem(COST, A, B, e))))
+    sols = run(eps)
+    assert bool(jnp.all(sols.result == RESULTS.successful))
+    for i, e in enumerate(np.asarray(eps)):
+        np.testing.assert_allclose(sols.plan[i], pot_plan(COST, A, B, float(e)), atol=1e-11)
+
+
+def test_sns_defaults_converge_at_small_epsilon():
+    """ε = 1e-3·mean C, n = 300: the paper's single stage is still far off after 200 Newton
+    steps; the default schedule (ε-scaling chosen from ε/std C) converges, to the plan of an
+    explicit two-stage run, and its cost sits just above the exact OT cost (``ot.emd``)."""
+    n = 300
+    cost = gauss_clouds_cost(n, seed=3)
+    a = np.full(n, 1.0 / n)
+    eps = 1e-3 * cost.mean()
+    default = sinkhorn_newton_sparse(cost, a, a, eps, tol=1e-9)
+    assert default.result == RESULTS.successful and float(default.error) <= 1e-9
+    assert int(default.state.num_stages) > 1
+    two = sinkhorn_newton_sparse(cost, a, a, eps, tol=1e-9, epsilon_stages=2)
+    np.testing.assert_allclose(default.plan, two.plan, atol=1e-8)
+    exact = float(np.sum(ot.emd(a, a, cost) * cost))
+    assert exact <= float(default.transport_cost) <= exact * 1.01
+    # at ε = 0.1·mean C the plan needs no ε-scaling: one stage
+    easy = sinkhorn_newton_sparse(cost, a, a, 100 * eps, tol=1e-9)
+    assert int(easy.state.num_stages) == 1 and int(easy.num_sinkhorn_steps) == 20
+
+
+def test_modules_step_by_step_and_solution_fields():
+    """init/step reproduce run, and the Solution carries value, aux and stats as documented."""
+    problem = OTProblem(COST, A, B, 0.05 * COST.mean())
+    for solver in (Sinkhorn(tol=1e-10), SinkhornNewtonSparse(tol=1e-10)):
+        sol = solver.run(problem)
+        params, state, errors = None, solver.init(None, problem), []
+        step = jax.jit(lambda p, s, solver=solver: solver.step(p, s, problem))
+        params, state = step(Potentials(jnp.zeros(N), jnp.zeros(M)), state)
+        errors.append(float(state.error))
+        while float(state.error) > 1e-10:
+            params, state = step(params, state)
+            errors.append(float(state.error))
+        assert int(state.num_steps) == int(sol.num_steps) == int(sol.stats["num_steps"])
+        plan = np.exp((params.f[:, None] + params.g[None] - COST) / problem.epsilon)
+        np.testing.assert_allclose(plan, sol.plan, atol=1e-12)
+        np.testing.assert_allclose(sol.plan, pot_plan(COST, A, B, float(problem.epsilon)),
+                                   atol=1e-10)  # fmt: skip
+        assert isinstance(sol.value, Potentials) and sol.f is sol.value.f
+        assert sol.plan is sol.aux.plan and sol.error is sol.stats["error"]
+        assert errors[-1] <= 1e-10 < errors[0]
+    assert set(sol.stats) == {"num_steps", "error", "num_sinkhorn_steps", "num_newton_steps",
+                              "num_cg_steps"}  # fmt: skip
