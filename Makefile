@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: tour test lint bench golden clean
+.PHONY: tour test test-fast lint bench golden clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(VENV)/.test-installed
 	$(PY) -m ruff check jaxopt_papers tests benchmarks
 	$(PY) -m ruff format --check jaxopt_papers tests benchmarks
 	$(PY) -m pytest -n 2 --durations=15
+
+## The inner loop: everything but the notebooks, the 8-device run and the benchmark/tour runs.
+test-fast: $(VENV)/.test-installed
+	$(PY) -m pytest -n 2 -q --ignore=tests/test_notebooks.py --ignore=tests/test_multidevice.py \
+		--ignore=tests/test_benchmarks_and_tour.py $(ARGS)
 
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check jaxopt_papers tests benchmarks

@@ -359,3 +359,9 @@ def second_moment_dtype(dtype: Any) -> np.dtype:
 def second_moment_zeros(params: Any) -> Any:
     """Zeros laid out like ``params`` in :func:`second_moment_dtype` of each leaf."""
     return jax.tree.map(lambda p: jnp.zeros_like(p, dtype=second_moment_dtype(p.dtype)), params)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every entry of every array leaf of ``tree`` is finite (a scalar bool array)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)

@@ -37,6 +37,7 @@ Python or ``fori`` loop), and there is no ``jit=``/``unroll=`` flag (jaxopt #242
 """
 
 import abc
+import contextlib
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -44,6 +45,7 @@ import jax
 import jax.numpy as jnp
 from equinox import AbstractVar
 
+from jaxopt_papers import _validation as V
 from jaxopt_papers._solution import RESULTS, Solution, finish
 from jaxopt_papers.implicit.implicit_diff import custom_root
 from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
@@ -56,12 +58,8 @@ def _solver_optimality(params: Any, solver: "IterativeSolver", *args: Any, **kwa
 
 
 def _solver_loop(init_params: Any, solver: "IterativeSolver", *args: Any, **kwargs: Any) -> Any:
-    return solver._while_loop(init_params, *args, **kwargs)
-
-
-def _all_finite(tree: Any) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+    with solver._loop_context():
+        return solver._while_loop(init_params, *args, **kwargs)
 
 
 def _box_float(x: Any) -> Any:
@@ -106,6 +104,21 @@ class IterativeSolver(eqx.Module):
     def optimality_fn(self, params: Any, *args: Any, **kwargs: Any) -> Any:
         """``F(params, *args, **kwargs)``, zero exactly at a solution, shaped like ``params``."""
 
+    def _check_call(self, init_params: Any, *args: Any, **kwargs: Any) -> None:
+        """Trace-time checks of ``run``'s arguments (raise ``TypeError``/``ValueError``)."""
+
+    def _inputs_valid(self, init_params: Any, *args: Any, **kwargs: Any) -> jax.Array:
+        """Whether the (possibly traced) inputs are valid; ``False`` gives ``invalid_input``."""
+        return jnp.asarray(True)
+
+    def _state_valid(self, state: Any) -> jax.Array:
+        """Whether the final state shows valid inputs; ``False`` gives ``invalid_input``."""
+        return jnp.asarray(True)
+
+    def _loop_context(self) -> contextlib.AbstractContextManager:
+        """A context entered while the solver's loop is traced."""
+        return contextlib.nullcontext()
+
     def _continue(self, state: Any) -> jax.Array:
         return (state.num_steps < self.max_steps) & (state.error > self.tol)
 
@@ -143,6 +156,8 @@ class IterativeSolver(eqx.Module):
         return _compiled_run(self, init_params, args, kwargs)
 
     def _run(self, init_params: Any, *args: Any, **kwargs: Any) -> Solution:
+        self._check_call(init_params, *args, **kwargs)
+        valid = self._inputs_valid(init_params, *args, **kwargs)
         if self.implicit_diff:
             solve = custom_root(
                 _solver_optimality,
@@ -152,11 +167,14 @@ class IterativeSolver(eqx.Module):
             )(_solver_loop)
             params, state = solve(init_params, self, *args, **kwargs)
         else:
-            params, state = self._scan_loop(init_params, *args, **kwargs)
-        finite = jnp.isfinite(state.error) & _all_finite(params)
+            with self._loop_context():
+                params, state = self._scan_loop(init_params, *args, **kwargs)
+        finite = jnp.isfinite(state.error) & V.all_finite(params)
         result = RESULTS.where(
             state.error <= self.tol, RESULTS.successful, RESULTS.max_steps_reached
         )
         result = RESULTS.where(finite, result, RESULTS.nonfinite)
+        valid = valid & self._state_valid(state)
+        result = RESULTS.where(valid, result, RESULTS.invalid_input)
         stats = {"num_steps": state.num_steps, "error": state.error}
         return finish(params, result, stats, state=state, throw=self.throw, messages=self.messages)

@@ -20,7 +20,13 @@ import numpy as np
 from jax.experimental import sparse as jsparse
 
 from jaxopt_papers.linear.dia import DiaMatrix
-from jaxopt_papers.linear.sparse import EllMatrix, _coo_parts, _diagonals, _is_scipy_sparse
+from jaxopt_papers.linear.sparse import (
+    EllMatrix,
+    check_square,
+    coo_parts,
+    diagonals,
+    is_scipy_sparse,
+)
 
 __all__ = ["Operator", "as_operator", "is_banded", "sparse_operator", "stack_operators"]
 
@@ -89,7 +95,7 @@ def sparse_operator(A: Any, *, owner: str = "sparse_operator") -> DiaMatrix | El
       >>> type(sparse_operator(sp.random(100, 100, density=0.05, random_state=0))).__name__
       'EllMatrix'
     """
-    rows, cols, values, n = _coo_parts(A, owner)
+    rows, cols, values, n = coo_parts(A, owner)
     if is_banded(rows, cols, n):
         return DiaMatrix.from_parts(rows, cols, values, n)
     return EllMatrix.from_parts(rows, cols, values, n)
@@ -112,7 +118,7 @@ def is_banded(rows: np.ndarray, cols: np.ndarray, n: int) -> bool:
       >>> is_banded(i, i, 10), is_banded(np.array([0, 9]), np.array([9, 0]), 10)
       (True, False)
     """
-    offsets, _ = _diagonals(rows, cols, n)
+    offsets, _ = diagonals(rows, cols, n)
     if offsets.size == 0:
         return True
     return offsets.size <= MAX_DIAGONALS and len(rows) >= MIN_DIAGONAL_FILL * offsets.size * n
@@ -146,21 +152,21 @@ def as_operator(A: Any, n: int | None = None, *, owner: str = "linear") -> Opera
         if A.out_size() != size:
             raise ValueError(f"{owner}: `A` must be square, got a {A.out_size()}x{size} operator.")
         return Operator(A, size)
-    if _is_scipy_sparse(A):
+    if is_scipy_sparse(A):
         M = sparse_operator(A, owner=owner)
         return Operator(M, M.n)
     if isinstance(A, (jsparse.BCOO, jsparse.BCSR)):
-        _check_square(owner, A.shape)
+        check_square(owner, A.shape)
         if A.n_batch == 0 and A.n_dense == 0 and not isinstance(A.indices, jax.core.Tracer):
             M = sparse_operator(A, owner=owner)
             return Operator(M, M.n)
         return Operator(A, A.shape[0])
     if hasattr(A, "mv") and hasattr(A, "shape"):
-        _check_square(owner, tuple(A.shape))
+        check_square(owner, tuple(A.shape))
         return Operator(A, A.shape[0])
     if isinstance(A, (jax.Array, jnp.ndarray)) or hasattr(A, "__array__"):
         A = jnp.asarray(A)
-        _check_square(owner, A.shape)
+        check_square(owner, A.shape)
         return Operator(A, A.shape[0])
     if callable(A):
         if n is None:
@@ -173,11 +179,6 @@ def as_operator(A: Any, n: int | None = None, *, owner: str = "linear") -> Opera
         f"DiaMatrix, EllMatrix), a lineax operator or a callable x -> Ax; got "
         f"{type(A).__name__}."
     )
-
-
-def _check_square(owner: str, shape: tuple) -> None:
-    if len(shape) != 2 or shape[0] != shape[1]:
-        raise ValueError(f"{owner}: `A` must be a square matrix, got shape {shape}.")
 
 
 def stack_operators(operators: list | tuple, *, share_pattern: bool = False) -> Any | None:

@@ -154,11 +154,11 @@ class DiaMatrix(eqx.Module):
           >>> D.offsets, D.todense().tolist()
           ((-1, 1), [[0.0, 2.0], [3.0, 0.0]])
         """
-        from jaxopt_papers.linear.sparse import _diagonals, _float_dtype, _place
+        from jaxopt_papers.linear.sparse import diagonals, float_dtype, place
 
         rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-        offsets, k = _diagonals(rows, cols, n)
-        data = _place(values, (offsets.size, n), (k, rows), _float_dtype(values.dtype))
+        offsets, k = diagonals(rows, cols, n)
+        data = place(values, (offsets.size, n), (k, rows), float_dtype(values.dtype))
         return cls(data, tuple(int(o) for o in offsets))
 
     @classmethod
@@ -178,13 +178,13 @@ class DiaMatrix(eqx.Module):
           >>> D.offsets, bool(np.allclose(D @ np.ones(4), A @ np.ones(4)))
           ((-1, 0, 1), True)
         """
-        from jaxopt_papers.linear.sparse import _coo_parts, _is_scipy_sparse
+        from jaxopt_papers.linear.sparse import coo_parts, is_scipy_sparse
 
-        if not _is_scipy_sparse(A):
+        if not is_scipy_sparse(A):
             raise TypeError(
                 f"DiaMatrix.from_scipy: `A` must be a scipy sparse matrix, got {type(A).__name__}."
             )
-        return cls.from_parts(*_coo_parts(A, "DiaMatrix.from_scipy"))
+        return cls.from_parts(*coo_parts(A, "DiaMatrix.from_scipy"))
 
     @classmethod
     def from_bcoo(cls, A: Any) -> DiaMatrix:
@@ -203,9 +203,9 @@ class DiaMatrix(eqx.Module):
           >>> DiaMatrix.from_bcoo(A).offsets
           (0, 1)
         """
-        from jaxopt_papers.linear.sparse import _coo_parts
+        from jaxopt_papers.linear.sparse import coo_parts
 
-        return cls.from_parts(*_coo_parts(A, "DiaMatrix.from_bcoo"))
+        return cls.from_parts(*coo_parts(A, "DiaMatrix.from_bcoo"))
 
     @classmethod
     def from_dense(cls, A: Any) -> DiaMatrix:
@@ -221,9 +221,9 @@ class DiaMatrix(eqx.Module):
           >>> DiaMatrix.from_dense([[2.0, 1.0], [0.0, 3.0]]).offsets
           (0, 1)
         """
-        from jaxopt_papers.linear.sparse import _check_square
+        from jaxopt_papers.linear.sparse import check_square
 
         A = np.asarray(A)
-        _check_square("DiaMatrix.from_dense", A.shape)
+        check_square("DiaMatrix.from_dense", A.shape)
         rows, cols = np.nonzero(A)
         return cls.from_parts(rows, cols, A[rows, cols], A.shape[0])

@@ -31,7 +31,7 @@ __all__ = ["EllMatrix"]
 _TAIL_COST = 3.0  # cost of one tail (scatter-add) entry in padded ELL slots, measured on XLA:CPU
 
 
-def _float_dtype(dtype: Any) -> Any:
+def float_dtype(dtype: Any) -> Any:
     """``dtype`` if inexact, else JAX's default float (integers and booleans are promoted)."""
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.inexact):
@@ -39,12 +39,12 @@ def _float_dtype(dtype: Any) -> Any:
     return jnp.zeros((), float).dtype
 
 
-def _is_scipy_sparse(A: Any) -> bool:
+def is_scipy_sparse(A: Any) -> bool:
     sp = sys.modules.get("scipy.sparse")
     return sp is not None and sp.issparse(A)
 
 
-def _coo_parts(A: Any, owner: str) -> tuple[np.ndarray, np.ndarray, Any, int]:
+def coo_parts(A: Any, owner: str) -> tuple[np.ndarray, np.ndarray, Any, int]:
     """``(rows, cols, values, n)`` of a square scipy sparse, BCOO or BCSR matrix.
 
     ``rows``/``cols`` are concrete numpy arrays (in range, possibly repeated: repeats add up);
@@ -52,9 +52,9 @@ def _coo_parts(A: Any, owner: str) -> tuple[np.ndarray, np.ndarray, Any, int]:
     """
     from jax.experimental import sparse as jsparse
 
-    if _is_scipy_sparse(A):
+    if is_scipy_sparse(A):
         coo = A.tocoo()
-        _check_square(owner, coo.shape)
+        check_square(owner, coo.shape)
         return (np.asarray(coo.row, np.int64), np.asarray(coo.col, np.int64),
                 np.asarray(coo.data), coo.shape[0])  # fmt: skip
     if isinstance(A, jsparse.BCSR):
@@ -63,7 +63,7 @@ def _coo_parts(A: Any, owner: str) -> tuple[np.ndarray, np.ndarray, Any, int]:
         raise TypeError(
             f"{owner}: `A` must be a scipy sparse matrix, BCOO or BCSR, got {type(A).__name__}."
         )
-    _check_square(owner, A.shape)
+    check_square(owner, A.shape)
     if A.n_batch or A.n_dense:
         raise ValueError(
             f"{owner}: a BCOO/BCSR `A` must have no batch or dense dimensions, got "
@@ -78,13 +78,13 @@ def _coo_parts(A: Any, owner: str) -> tuple[np.ndarray, np.ndarray, Any, int]:
     return rows[keep], cols[keep], _take(A.data, np.flatnonzero(keep)), n
 
 
-def _check_square(owner: str, shape: tuple) -> None:
+def check_square(owner: str, shape: tuple) -> None:
     """Raise a ``ValueError`` naming ``owner`` unless ``shape`` is ``(n, n)``."""
     if len(shape) != 2 or shape[0] != shape[1]:
         raise ValueError(f"{owner}: `A` must be a square matrix, got shape {tuple(shape)}.")
 
 
-def _place(values: Any, shape: tuple, index: tuple, dtype: Any) -> Any:
+def place(values: Any, shape: tuple, index: tuple, dtype: Any) -> Any:
     """``zeros(shape).at[index].add(values)``, in numpy for numpy values (no device round trip),
     in JAX otherwise (differentiable in ``values``)."""
     if isinstance(values, np.ndarray):
@@ -96,7 +96,7 @@ def _place(values: Any, shape: tuple, index: tuple, dtype: Any) -> Any:
     return jnp.zeros(shape, dtype).at[index].add(jnp.asarray(values, dtype))
 
 
-def _diagonals(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def diagonals(rows: np.ndarray, cols: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The sorted distinct offsets ``cols − rows`` and each entry's position among them."""
     shifted = np.asarray(cols, np.int64) - np.asarray(rows, np.int64) + (n - 1)
     present = np.bincount(shifted, minlength=max(2 * n - 1, 0)) > 0
@@ -262,7 +262,7 @@ class EllMatrix(eqx.Module):
           [[0.0, 2.0], [3.0, 0.0]]
         """
         rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-        dtype = _float_dtype(values.dtype)
+        dtype = float_dtype(values.dtype)
         if rows.size and np.any(rows[1:] < rows[:-1]):  # group the entries by row
             order = np.argsort(rows, kind="stable")
             rows, cols, values = rows[order], cols[order], _take(values, order)
@@ -273,7 +273,7 @@ class EllMatrix(eqx.Module):
         ell, tail = np.flatnonzero(slot < K), np.flatnonzero(slot >= K)
         indices = np.broadcast_to(np.arange(n, dtype=np.int32), (K, n)).copy()
         indices[slot[ell], rows[ell]] = cols[ell]
-        data = _place(_take(values, ell), (K, n), (slot[ell], rows[ell]), dtype)
+        data = place(_take(values, ell), (K, n), (slot[ell], rows[ell]), dtype)
         tail_data = jnp.asarray(_take(values, tail), dtype)
         tail_rows, tail_cols = (
             jnp.asarray(rows[tail], jnp.int32),
@@ -296,11 +296,11 @@ class EllMatrix(eqx.Module):
           >>> EllMatrix.from_scipy(sp.eye(3, format="csc")).diagonal().tolist()
           [1.0, 1.0, 1.0]
         """
-        if not _is_scipy_sparse(A):
+        if not is_scipy_sparse(A):
             raise TypeError(
                 f"EllMatrix.from_scipy: `A` must be a scipy sparse matrix, got {type(A).__name__}."
             )
-        return cls.from_parts(*_coo_parts(A, "EllMatrix.from_scipy"))
+        return cls.from_parts(*coo_parts(A, "EllMatrix.from_scipy"))
 
     @classmethod
     def from_bcoo(cls, A: Any) -> EllMatrix:
@@ -319,7 +319,7 @@ class EllMatrix(eqx.Module):
           >>> EllMatrix.from_bcoo(A).mv(jnp.ones(2)).tolist()
           [1.0, 5.0]
         """
-        return cls.from_parts(*_coo_parts(A, "EllMatrix.from_bcoo"))
+        return cls.from_parts(*coo_parts(A, "EllMatrix.from_bcoo"))
 
     @classmethod
     def from_dense(cls, A: Any) -> EllMatrix:
@@ -336,6 +336,6 @@ class EllMatrix(eqx.Module):
           [2.0, 3.0]
         """
         A = np.asarray(A)
-        _check_square("EllMatrix.from_dense", A.shape)
+        check_square("EllMatrix.from_dense", A.shape)
         rows, cols = np.nonzero(A)
         return cls.from_parts(rows, cols, A[rows, cols], A.shape[0])

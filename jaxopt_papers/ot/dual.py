@@ -235,6 +235,12 @@ def zeros(problem: OTProblem) -> Potentials:
 
 
 def check_init(owner: str, init_params: Any, problem: OTProblem) -> Potentials:
+    """Check ``problem`` and ``init_params``; return the initial potentials in the cost's dtype."""
+    if not isinstance(problem, OTProblem):
+        raise TypeError(
+            f"{owner}: `problem` must be an OTProblem(cost, a, b, epsilon), got "
+            f"{type(problem).__name__}."
+        )
     if init_params is None:
         return zeros(problem)
     if not isinstance(init_params, Potentials):

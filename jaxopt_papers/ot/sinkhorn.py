@@ -45,6 +45,11 @@ __all__ = ["Sinkhorn", "SinkhornState", "sinkhorn"]
 _OWNER = "Sinkhorn"
 
 
+def _checked_tol(tol: Any) -> Any:
+    dual.check_positive(_OWNER, "tol", tol)  # before it becomes an array (a tracer under jit)
+    return tol
+
+
 def sweep(
     f: jax.Array, g: jax.Array, cost: jax.Array, a: jax.Array, b: jax.Array, epsilon: Any
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -257,7 +262,7 @@ def sinkhorn(
     """
     problem = OTProblem(cost, a, b, epsilon)
     solver = Sinkhorn(
-        tol=jnp.asarray(tol, problem.cost.dtype), max_steps=max_steps,
+        tol=jnp.asarray(_checked_tol(tol), problem.cost.dtype), max_steps=max_steps,
         fixed_steps=bool(fixed_steps), implicit_diff=bool(implicit_diff),
         linear_solve=linear_solve, throw=bool(throw),
     )  # fmt: skip

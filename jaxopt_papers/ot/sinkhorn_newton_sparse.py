@@ -128,6 +128,11 @@ class SNSState(eqx.Module):
     input_ok: jax.Array
 
 
+def _checked_tol(tol: Any) -> Any:
+    dual.check_positive(_OWNER, "tol", tol)  # before it becomes an array (a tracer under jit)
+    return tol
+
+
 def _point(f, g, cost, a, b, epsilon, plan=None):
     """The plan, its marginals and the L1 error at ``(f, g)``."""
     plan = jnp.exp(dual.log_plan(f, g, cost, epsilon)) if plan is None else plan
@@ -614,7 +619,7 @@ def sinkhorn_newton_sparse(
     problem = OTProblem(cost, a, b, epsilon)
     dt = problem.cost.dtype
     solver = SinkhornNewtonSparse(
-        tol=jnp.asarray(tol, dt), sinkhorn_steps=sinkhorn_steps,
+        tol=jnp.asarray(_checked_tol(tol), dt), sinkhorn_steps=sinkhorn_steps,
         max_newton_steps=max_newton_steps, density=density, min_kept_mass=min_kept_mass,
         schedule=schedule, epsilon_stages=epsilon_stages, epsilon_decay=epsilon_decay,
         cg_max_steps=cg_max_steps, cg_rtol=cg_rtol, fixed_steps=bool(fixed_steps),

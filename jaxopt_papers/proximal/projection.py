@@ -84,7 +84,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxopt_papers.proximal.prox import _check_value, _handle_traced, _like_x, _non_negative
+from jaxopt_papers.proximal import _checks as C
 
 __all__ = [
     "projection_affine_set",
@@ -160,14 +160,14 @@ def projection_non_negative(x: Any, hyperparams: Any = None) -> Any:
 
 
 def _box(owner: str, x: Any, lower: Any, upper: Any, names: tuple[str, str], why: str) -> Any:
-    lo = _like_x(owner, names[0], lower, x)
-    hi = _like_x(owner, names[1], upper, x)
+    lo = C.like_x(owner, names[0], lower, x)
+    hi = C.like_x(owner, names[1], upper, x)
     preds = []
     for a, b in zip(jax.tree.leaves(lo), jax.tree.leaves(hi), strict=True):
         ok = jnp.asarray(a) <= jnp.asarray(b) if _traced(a, b) else np.asarray(a) <= np.asarray(b)
-        preds.append(_check_value(owner, names[1], ok, why, lambda a=a, b=b: _bounds(a, b)))
+        preds.append(C.check_value(owner, names[1], ok, why, lambda a=a, b=b: _bounds(a, b)))
     out = jax.tree.map(lambda u, a, b: jnp.clip(u, a, b), x, lo, hi)
-    return _handle_traced(out, preds, "", raise_at_runtime=False)
+    return C.handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 def _traced(*values: Any) -> bool:
@@ -272,11 +272,11 @@ def projection_l1_ball(x: jax.Array, max_value: Any = 1.0) -> jax.Array:
     owner = "projection_l1_ball"
     x = _vector(owner, x)
     r = _scalar(owner, "max_value", 1.0 if max_value is None else max_value)
-    preds = _non_negative(owner, "max_value", r, " (the ball is empty otherwise)")
+    preds = C.non_negative(owner, "max_value", r, " (the ball is empty otherwise)")
     r = jnp.maximum(r, 0)
     on_sphere = _sign_plus(x) * _simplex(jnp.abs(x), r)
     out = jnp.where(jnp.sum(jnp.abs(x)) <= r, x, on_sphere)
-    return _handle_traced(out, preds, "", raise_at_runtime=False)
+    return C.handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,10 +306,10 @@ def projection_l2_ball(x: Any, max_value: Any = 1.0) -> Any:
     """
     owner = "projection_l2_ball"
     r = _scalar(owner, "max_value", 1.0 if max_value is None else max_value)
-    preds = _non_negative(owner, "max_value", r, " (the ball is empty otherwise)")
+    preds = C.non_negative(owner, "max_value", r, " (the ball is empty otherwise)")
     r = jnp.maximum(r, 0)
     out = _l2_ball(x, r)
-    return _handle_traced(out, preds, "", raise_at_runtime=False)
+    return C.handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 def _l2_ball(x: Any, r: Any) -> Any:
@@ -332,7 +332,7 @@ def _hyperplane_args(owner: str, x: Any, hyperparams: Any) -> tuple[Any, Any, An
     if not _traced(*jax.tree.leaves(a)):
         nonzero = any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(a))
         why = "must be non-zero (aᵀp = b is then no hyperplane)"
-        _check_value(owner, "a", nonzero, why, lambda: "a = 0")
+        C.check_value(owner, "a", nonzero, why, lambda: "a = 0")
     else:
         preds.append(aa > 0)
     return a, b, aa, preds
@@ -347,7 +347,7 @@ def projection_hyperplane(x: Any, hyperparams: tuple[Any, Any]) -> Any:
     a, b, aa, preds = _hyperplane_args("projection_hyperplane", x, hyperparams)
     step = jnp.where(aa > 0, (optax.tree.vdot(a, x) - b) / jnp.where(aa > 0, aa, 1.0), 0.0)
     out = jax.tree.map(lambda u, w: u - step * w, x, a)
-    return _handle_traced(out, preds, "", raise_at_runtime=False)
+    return C.handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 def projection_halfspace(x: Any, hyperparams: tuple[Any, Any]) -> Any:
@@ -360,7 +360,7 @@ def projection_halfspace(x: Any, hyperparams: tuple[Any, Any]) -> Any:
     viol = jax.nn.relu(optax.tree.vdot(a, x) - b)
     step = jnp.where(aa > 0, viol / jnp.where(aa > 0, aa, 1.0), 0.0)
     out = jax.tree.map(lambda u, w: u - step * w, x, a)
-    return _handle_traced(out, preds, "", raise_at_runtime=False)
+    return C.handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 def projection_affine_set(x: jax.Array, hyperparams: tuple[Any, Any]) -> jax.Array:
@@ -403,9 +403,9 @@ def projection_affine_set(x: jax.Array, hyperparams: tuple[Any, Any]) -> jax.Arr
         A_np, b_np = np.asarray(A, dtype=float), np.asarray(b, dtype=float)
         ok = _consistent(A_np, np.linalg.pinv(A_np), b_np, np)
         why = "must lie in the range of `A` (A is rank-deficient and {A p = b} is empty)"
-        _check_value(owner, "b", ok, why, lambda: f"residual ‖A A⁺ b − b‖ > 0 for b = {b_np}")
+        C.check_value(owner, "b", ok, why, lambda: f"residual ‖A A⁺ b − b‖ > 0 for b = {b_np}")
     out = x - A_pinv @ (A @ x - b)
-    return _handle_traced(out, preds, "", raise_at_runtime=False)
+    return C.handle_traced(out, preds, "", raise_at_runtime=False)
 
 
 def _consistent(A: Any, A_pinv: Any, b: Any, xp: Any) -> Any:

@@ -60,16 +60,13 @@ Differences from the reference code
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxopt_papers import _validation as V
+from jaxopt_papers.proximal import _checks as C
 
 __all__ = [
     "make_prox_from_projection",
@@ -81,142 +78,6 @@ __all__ = [
     "prox_none",
     "prox_ridge",
 ]
-
-
-def _shape(leaf: Any) -> tuple[int, ...]:
-    return tuple(jnp.shape(leaf))
-
-
-def _like_x(owner: str, name: str, hp: Any, x: Any) -> Any:
-    """``hp`` as a pytree with the structure of ``x``: a single leaf is repeated for every leaf.
-
-    Raises ``ValueError`` if ``hp`` is neither one leaf nor a pytree of ``x``'s structure, or if a
-    leaf's shape does not broadcast to the shape of the corresponding leaf of ``x``.
-    """
-    x_def = jax.tree.structure(x)
-    hp_def = jax.tree.structure(hp)
-    if hp_def != x_def:
-        if not jax.tree_util.treedef_is_leaf(hp_def) or hp_def.num_leaves != 1:
-            raise ValueError(
-                f"{owner}: `{name}` must be a scalar or a pytree with the structure of `x` "
-                f"({x_def}), got {hp_def}."
-            )
-        hp = jax.tree.unflatten(x_def, [hp] * x_def.num_leaves)
-    for (path, xl), h in zip(
-        jax.tree_util.tree_flatten_with_path(x)[0], jax.tree.leaves(hp), strict=True
-    ):
-        h_shape, x_shape = _shape(h), _shape(xl)
-        try:
-            ok = np.broadcast_shapes(h_shape, x_shape) == x_shape
-        except ValueError:
-            ok = False
-        if not ok:
-            where = f" at {jax.tree_util.keystr(path)}" if path else ""
-            raise ValueError(
-                f"{owner}: `{name}`{where} must have a shape broadcastable to {x_shape} "
-                f"(the shape of that leaf of `x`), got {h_shape}."
-            )
-    return hp
-
-
-# ---------------------------------------------------------------------------------------------
-# Checks of values (regularisation weights, radii, bounds).
-#
-# A check whose operands are concrete raises ``ValueError`` at trace time. A traced check is
-# handled according to the mode set by a solver around the code it traces:
-#   None (default)  the prox raises a runtime error when the computation runs (projections
-#                   return their documented value instead);
-#   "poison"        the output is NaN where the check fails (a solver compares it with the
-#                   output in "skip" mode and reports ``RESULTS.invalid_input``; this works
-#                   through any transformation the prox applies, e.g. ``vmap`` over groups);
-#   "skip"          not checked (a solver's loop, whose inputs were checked once before).
-
-_TRACED_CHECKS: contextvars.ContextVar[Any] = contextvars.ContextVar(
-    "jaxopt_papers_traced_checks", default=None
-)
-
-
-@contextlib.contextmanager
-def _traced_checks(mode: Any) -> Iterator[Any]:
-    """Set how traced value checks are handled (see above) while tracing the enclosed code."""
-    token = _TRACED_CHECKS.set(mode)
-    try:
-        yield mode
-    finally:
-        _TRACED_CHECKS.reset(token)
-
-
-def _is_traced(v: Any) -> bool:
-    return isinstance(v, jax.core.Tracer)
-
-
-def _check_value(owner: str, name: str, ok: Any, message: str, got: Any) -> Any:
-    """Check ``ok`` (a bool for every element) of argument ``name``.
-
-    Concrete: raise ``ValueError`` with ``message`` and ``got`` (a function of nothing giving
-    the offending value as text) when not all true; return None. Traced: return the scalar
-    predicate "all good" for the caller to handle (see :func:`_handle_traced`).
-    """
-    if _is_traced(ok):
-        return jnp.all(ok)
-    if not bool(np.all(np.asarray(ok))):
-        raise ValueError(f"{owner}: `{name}` {message}, got {got()}.")
-    return None
-
-
-def _describe_values(value: Any) -> str:
-    arr = np.asarray(value)
-    if arr.ndim == 0:
-        return repr(arr.item())
-    bad = arr[~(arr >= 0)] if arr.dtype.kind == "f" else arr[arr < 0]
-    return f"an array of shape {arr.shape} with entries such as {bad.flat[0].item()!r}"
-
-
-def _non_negative(owner: str, name: str, value: Any, why: str = "") -> list[Any]:
-    """Check that every leaf of ``value`` is ``>= 0`` (and not NaN); traced predicates returned."""
-    preds = []
-    for leaf in jax.tree.leaves(value):
-        if _is_traced(leaf):
-            preds.append(jnp.all(jnp.asarray(leaf) >= 0))
-            continue
-        arr = np.asarray(leaf)
-        if arr.dtype.kind not in "biuf":
-            continue
-        _check_value(owner, name, arr >= 0, f"must be >= 0{why}", lambda a=arr: _describe_values(a))
-    return preds
-
-
-def _handle_traced(out: Any, preds: list[Any], message: str, *, raise_at_runtime: bool) -> Any:
-    """Apply the current mode to the traced predicates ``preds`` of a value check of ``out``."""
-    preds = [p for p in preds if p is not None]
-    if not preds:
-        return out
-    mode = _TRACED_CHECKS.get()
-    if mode == "skip":
-        return out
-    ok = jnp.all(jnp.stack(preds))
-    if mode == "poison":
-        return jax.tree.map(lambda v: jnp.where(ok, v, jnp.nan), out)
-    if raise_at_runtime:
-        return V.error_if(out, ~ok, message)
-    return out
-
-
-_NEGATIVE = " (a negative weight rewards the penalty and pushes the prox away from 0)"
-
-
-def _checked_weights(
-    owner: str, out: Any, weights: tuple[tuple[str, Any], ...], scaling: Any
-) -> Any:
-    """Check regularisation ``weights`` (name, value) >= 0 and a concrete ``scaling`` >= 0."""
-    preds = []
-    for name, value in weights:
-        preds += _non_negative(owner, name, value, _NEGATIVE)
-    if _TRACED_CHECKS.get() != "skip" and not _is_traced(scaling) and not callable(scaling):
-        _non_negative(owner, "scaling", scaling, " (it is a step size)")
-    names = " and ".join(f"`{n}`" for n, _ in weights)
-    msg = f"{owner}: {names} must be >= 0{_NEGATIVE}; the traced value has a negative or NaN entry."
-    return _handle_traced(out, preds, msg, raise_at_runtime=True)
 
 
 def _soft(u: jax.Array, t: Any) -> jax.Array:
@@ -236,9 +97,9 @@ def prox_lasso(x: Any, l1reg: Any = None, scaling: Any = 1.0) -> Any:
     ``l1reg`` (λ, default 1.0) is a scalar or a pytree like ``x`` (coordinate-wise weights).
     """
     l1reg = 1.0 if l1reg is None else l1reg
-    lam = _like_x("prox_lasso", "l1reg", l1reg, x)
+    lam = C.like_x("prox_lasso", "l1reg", l1reg, x)
     out = jax.tree.map(lambda u, v: _soft(u, scaling * v), x, lam)
-    return _checked_weights("prox_lasso", out, (("l1reg", lam),), scaling)
+    return C.checked_weights("prox_lasso", out, (("l1reg", lam),), scaling)
 
 
 def prox_non_negative_lasso(x: Any, l1reg: Any = None, scaling: Any = 1.0) -> Any:
@@ -247,9 +108,9 @@ def prox_non_negative_lasso(x: Any, l1reg: Any = None, scaling: Any = 1.0) -> An
     ``l1reg`` (λ, default 1.0) is a scalar or a pytree like ``x``.
     """
     l1reg = 1.0 if l1reg is None else l1reg
-    lam = _like_x("prox_non_negative_lasso", "l1reg", l1reg, x)
+    lam = C.like_x("prox_non_negative_lasso", "l1reg", l1reg, x)
     out = jax.tree.map(lambda u, v: jax.nn.relu(u - scaling * v), x, lam)
-    return _checked_weights("prox_non_negative_lasso", out, (("l1reg", lam),), scaling)
+    return C.checked_weights("prox_non_negative_lasso", out, (("l1reg", lam),), scaling)
 
 
 def prox_elastic_net(x: Any, hyperparams: Any = None, scaling: Any = 1.0) -> Any:
@@ -265,8 +126,8 @@ def prox_elastic_net(x: Any, hyperparams: Any = None, scaling: Any = 1.0) -> Any
         raise ValueError(
             f"{owner}: `hyperparams` must be a pair (l1reg, l2reg), got {hyperparams!r}."
         )
-    lam = _like_x(owner, "hyperparams[0]", hyperparams[0], x)
-    gam = _like_x(owner, "hyperparams[1]", hyperparams[1], x)
+    lam = C.like_x(owner, "hyperparams[0]", hyperparams[0], x)
+    gam = C.like_x(owner, "hyperparams[1]", hyperparams[1], x)
 
     def one(u: jax.Array, lm: Any, gm: Any) -> jax.Array:
         t = scaling * lm
@@ -274,7 +135,7 @@ def prox_elastic_net(x: Any, hyperparams: Any = None, scaling: Any = 1.0) -> Any
 
     out = jax.tree.map(one, x, lam, gam)
     weights = (("hyperparams[0]", lam), ("hyperparams[1]", gam))
-    return _checked_weights(owner, out, weights, scaling)
+    return C.checked_weights(owner, out, weights, scaling)
 
 
 def prox_group_lasso(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
@@ -288,7 +149,7 @@ def prox_group_lasso(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
     l2reg = 1.0 if l2reg is None else l2reg
     if jnp.ndim(l2reg) != 0:
         raise ValueError(
-            f"{owner}: `l2reg` must be a scalar (one group per call), got shape {_shape(l2reg)}."
+            f"{owner}: `l2reg` must be a scalar (one group per call), got shape {C.shape(l2reg)}."
         )
     t = scaling * l2reg
     sq = sum((jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(x)), 0.0)
@@ -296,7 +157,7 @@ def prox_group_lasso(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
     norm = jnp.sqrt(jnp.where(nonzero, sq, 1.0))
     factor = jnp.where(nonzero, jax.nn.relu(1.0 - t / norm), jnp.where(t > 0, 0.0, 1.0))
     out = jax.tree.map(lambda u: factor * u, x)
-    return _checked_weights(owner, out, (("l2reg", l2reg),), scaling)
+    return C.checked_weights(owner, out, (("l2reg", l2reg),), scaling)
 
 
 def prox_ridge(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
@@ -306,9 +167,9 @@ def prox_ridge(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
     value but its docstring names the penalty λ‖y‖², whose prox would be ``x / (1 + 2sλ)``.)
     """
     l2reg = 1.0 if l2reg is None else l2reg
-    lam = _like_x("prox_ridge", "l2reg", l2reg, x)
+    lam = C.like_x("prox_ridge", "l2reg", l2reg, x)
     out = jax.tree.map(lambda u, v: u / (1.0 + scaling * v), x, lam)
-    return _checked_weights("prox_ridge", out, (("l2reg", lam),), scaling)
+    return C.checked_weights("prox_ridge", out, (("l2reg", lam),), scaling)
 
 
 def prox_non_negative_ridge(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
@@ -317,9 +178,9 @@ def prox_non_negative_ridge(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> An
     ``l2reg`` (λ, default 1.0) is a scalar or a pytree like ``x``.
     """
     l2reg = 1.0 if l2reg is None else l2reg
-    lam = _like_x("prox_non_negative_ridge", "l2reg", l2reg, x)
+    lam = C.like_x("prox_non_negative_ridge", "l2reg", l2reg, x)
     out = jax.tree.map(lambda u, v: jax.nn.relu(u / (1.0 + scaling * v)), x, lam)
-    return _checked_weights("prox_non_negative_ridge", out, (("l2reg", lam),), scaling)
+    return C.checked_weights("prox_non_negative_ridge", out, (("l2reg", lam),), scaling)
 
 
 def make_prox_from_projection(projection: Callable[[Any, Any], Any]) -> Callable[..., Any]:

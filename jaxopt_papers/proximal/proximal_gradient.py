@@ -61,11 +61,10 @@ import numpy as np
 import optax
 
 from jaxopt_papers import _validation as V
-from jaxopt_papers._solution import RESULTS, finish
-from jaxopt_papers.implicit.implicit_diff import custom_root
 from jaxopt_papers.implicit.optimality import prox_gradient_optimality
-from jaxopt_papers.implicit.solver import IterativeSolver, _all_finite, _solver_optimality
-from jaxopt_papers.proximal.prox import _traced_checks, make_prox_from_projection, prox_none
+from jaxopt_papers.implicit.solver import IterativeSolver
+from jaxopt_papers.proximal import _checks as C
+from jaxopt_papers.proximal.prox import make_prox_from_projection, prox_none
 
 __all__ = ["ProjectedGradient", "ProxGradState", "ProximalGradient"]
 
@@ -107,11 +106,6 @@ def _accepts(fn: Callable, *args: Any, **kwargs: Any) -> str | None:
     except TypeError:
         return str(sig)
     return None
-
-
-def _run_loop(init_params: Any, solver: ProximalGradient, *args: Any, **kwargs: Any) -> Any:
-    with _traced_checks("skip"):
-        return solver._while_loop(init_params, *args, **kwargs)
 
 
 class ProximalGradient(IterativeSolver):
@@ -194,7 +188,7 @@ class ProximalGradient(IterativeSolver):
                 f"`make_prox_from_projection`), got a callable with signature {sig}."
             )
 
-    def _check_call(self, init_params: Any, hp: Any, args: tuple, kwargs: dict) -> None:
+    def _check_call(self, init_params: Any, hp: Any, *args: Any, **kwargs: Any) -> None:
         """Trace-time checks of ``run``'s arguments against ``fun`` and ``prox``."""
         owner = type(self).__name__
         _dtype(init_params)
@@ -218,7 +212,7 @@ class ProximalGradient(IterativeSolver):
                 f"{owner}: `fun` must return a scalar, got "
                 f"{getattr(value, 'shape', type(value).__name__)} at `init_params`."
             )
-        with _traced_checks("skip"):
+        with C.traced_checks("skip"):
             out = eqx.filter_eval_shape(self.prox, init_params, hp, jnp.ones((), value.dtype))
         want = jax.tree.map(lambda v: tuple(jnp.shape(v)), init_params)
         got = jax.tree.map(lambda v: tuple(jnp.shape(v)), out)
@@ -228,14 +222,14 @@ class ProximalGradient(IterativeSolver):
                 f"shapes of `x` (`init_params`: {want}), got {got}."
             )
 
-    def _values_ok(self, init_params: Any, hp: Any) -> jax.Array:
+    def _inputs_valid(self, init_params: Any, hp: Any, *args: Any, **kwargs: Any) -> jax.Array:
         """Traced checks of values: the prox's own (on ``hp``), ``stepsize``, ``tol``."""
         # The prox at 0 (finite whatever `init_params` holds: NaN there is left to the
         # `nonfinite` code) is NaN where one of its checks of `hp` failed, or where `hp` is NaN.
         zeros = jax.tree.map(jnp.zeros_like, init_params)
-        with _traced_checks("poison"):
+        with C.traced_checks("poison"):
             checked = self.prox(zeros, hp, jnp.ones((), _dtype(init_params)))
-        preds = [_all_finite(checked)]
+        preds = [V.all_finite(checked)]
         if self.stepsize is not None and not callable(self.stepsize):
             preds.append(jnp.asarray(self.stepsize) > 0)
         preds.append(jnp.asarray(self.tol) >= 0)
@@ -252,33 +246,15 @@ class ProximalGradient(IterativeSolver):
         if any(not isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(hyperparams_prox)):
             leaves = jax.tree.leaves(init_params)
             if leaves and all(hasattr(v, "shape") for v in leaves):
-                with _traced_checks("skip"):
+                with C.traced_checks("skip"):
                     jax.eval_shape(lambda x: self.prox(x, hyperparams_prox, 1.0), init_params)
         return super().run(init_params, hyperparams_prox, *args, **kwargs)
 
-    def _run(self, init_params: Any, hyperparams_prox: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check_call(init_params, hyperparams_prox, args, kwargs)
-        valid = self._values_ok(init_params, hyperparams_prox)
-        if self.implicit_diff:
-            solve = custom_root(
-                _solver_optimality,
-                solve=self._backward_solve(),
-                has_aux=True,
-                symmetric=self.symmetric_optimality,
-            )(_run_loop)
-            params, state = solve(init_params, self, hyperparams_prox, *args, **kwargs)
-        else:
-            with _traced_checks("skip"):
-                params, state = self._scan_loop(init_params, hyperparams_prox, *args, **kwargs)
-        finite = jnp.isfinite(state.error) & _all_finite(params)
-        result = RESULTS.where(
-            state.error <= self.tol, RESULTS.successful, RESULTS.max_steps_reached
-        )
-        result = RESULTS.where(finite, result, RESULTS.nonfinite)
-        valid = valid & (state.stepsize > 0)
-        result = RESULTS.where(valid, result, RESULTS.invalid_input)
-        stats = {"num_steps": state.num_steps, "error": state.error}
-        return finish(params, result, stats, state=state, throw=self.throw, messages=self.messages)
+    def _state_valid(self, state: Any) -> jax.Array:
+        return state.stepsize > 0  # a schedule may produce a non-positive step
+
+    def _loop_context(self) -> Any:
+        return C.traced_checks("skip")  # the inputs are checked once, before the loop
 
     def _prox_grad(self, y: Any, grad: Any, stepsize: Any, hyperparams_prox: Any) -> Any:
         return self.prox(_axpy(-stepsize, grad, y), hyperparams_prox, stepsize)
@@ -381,7 +357,7 @@ class ProximalGradient(IterativeSolver):
     def optimality_fn(self, params: Any, hyperparams_prox: Any, *args: Any, **kwargs: Any) -> Any:
         """``prox(x − ∇fun(x), hyperparams_prox, 1) − x`` (jaxopt's ``optimality_fun``)."""
         F = prox_gradient_optimality(self.fun, self.prox, 1.0)
-        with _traced_checks("skip"):  # the values were checked by `run`
+        with C.traced_checks("skip"):  # the values were checked by `run`
             return F(params, hyperparams_prox, *args, **kwargs)
 
 
