@@ -66,6 +66,7 @@ checks. ``eig`` runs on the host (``pure_callback``) off CPU, where XLA has no `
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -226,8 +227,9 @@ class _Krylov(eqx.Module):
 
     # ---- the differentiable solve
 
+    @abc.abstractmethod
     def _loop(self, matvec, precond, rhs, target, extra, transpose: bool) -> tuple[Any, dict]:
-        raise NotImplementedError
+        """Solve ``A y = rhs`` (``Aᵀ`` when ``transpose``) to ``target``; returns ``(y, aux)``."""
 
     def _solve(self, op: Operator, b: jax.Array, x0: Any, extra: Any) -> tuple:
         precond = self._precond()
@@ -267,6 +269,20 @@ class _Krylov(eqx.Module):
         }
         code = RESULTS.where(jnp.isfinite(bnorm), aux.pop("code"), RESULTS.nonfinite)
         return x, code, stats, aux.pop("state", None)
+
+    def run(self, A: Any, b: Any, x0: Any = None) -> Solution:
+        """Solve ``Ax = b``.
+
+        Args:
+          A: a matrix (dense, BCOO/BCSR, :class:`~jaxopt_papers.linear.DiaMatrix`, a lineax
+            operator) or a callable ``x ↦ Ax``.
+          b: ``(n,)`` right-hand side.
+          x0: initial guess (``None``: zero).
+
+        Returns:
+          The :class:`~jaxopt_papers.Solution` (module docstring).
+        """
+        return self._run(A, b, x0)
 
     def _run(self, A: Any, b: Any, x0: Any = None, extra: Any = None) -> Solution:
         solver, op, b, x0 = self._setup(A, b, x0)
@@ -375,20 +391,6 @@ class CG(_Krylov):
         stalled = (rn > target) & (rn >= prev)
         code = _code(rn, target, mv, max_steps, stalled=stalled, indefinite=bad)
         return x, {"num_steps": steps, "num_matvecs": mv, "rnorm": rn, "code": code}
-
-    def run(self, A: Any, b: Any, x0: Any = None) -> Solution:
-        """Solve ``Ax = b``.
-
-        Args:
-          A: a matrix (dense, BCOO/BCSR, :class:`~jaxopt_papers.linear.DiaMatrix`, a lineax
-            operator) or a callable ``x ↦ Ax``.
-          b: ``(n,)`` right-hand side.
-          x0: initial guess (``None``: zero).
-
-        Returns:
-          The :class:`~jaxopt_papers.Solution` (module docstring).
-        """
-        return self._run(A, b, x0)
 
     def init(self, A: Any, b: Any, x0: Any = None) -> CGState:
         """The state before the first iteration (arguments as :meth:`run`)."""
@@ -566,20 +568,6 @@ class GMRES(_Krylov):
                      broke=s.broke)  # fmt: skip
         return s.x, {"num_steps": s.num_steps, "num_matvecs": s.num_matvecs, "rnorm": s.rnorm,
                      "code": code}  # fmt: skip
-
-    def run(self, A: Any, b: Any, x0: Any = None) -> Solution:
-        """Solve ``Ax = b``.
-
-        Args:
-          A: a matrix (dense, BCOO/BCSR, :class:`~jaxopt_papers.linear.DiaMatrix`, a lineax
-            operator) or a callable ``x ↦ Ax``.
-          b: ``(n,)`` right-hand side.
-          x0: initial guess (``None``: zero).
-
-        Returns:
-          The :class:`~jaxopt_papers.Solution` (module docstring).
-        """
-        return self._run(A, b, x0)
 
     def init(self, A: Any, b: Any, x0: Any = None) -> GMRESState:
         """The state before the first cycle (arguments as :meth:`run`)."""

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_papers._solution import RESULTS, Solution, finish
+from jaxopt_papers.implicit.implicit_diff import custom_root
 
 __all__ = ["OTOutputs", "OTProblem", "Potentials"]
 
@@ -268,6 +269,16 @@ def outputs(params: Potentials, problem: OTProblem) -> tuple[OTOutputs, jax.Arra
     reg_cost = a @ fs + b @ gs - epsilon * (jnp.sum(plan_fixed) - jnp.sum(a))
     aux = OTOutputs(plan, jnp.sum(cost * plan), reg_cost)
     return aux, jax.lax.stop_gradient(error)
+
+
+def solve_potentials(solve: Any, solver: Any, init_params: Potentials, problem: OTProblem):
+    """``solve(init_params, solver, problem) -> (potentials, state)``, differentiated implicitly
+    through the gauge-fixed :func:`optimality` unless ``solver.implicit_diff`` is off."""
+    if solver.implicit_diff:
+        solve = custom_root(
+            optimality, solve=solver._backward_solve(), has_aux=True, symmetric=True
+        )(solve)
+    return solve(init_params, solver, problem)
 
 
 def finish_ot(

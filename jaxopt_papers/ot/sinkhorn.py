@@ -35,7 +35,6 @@ import jax.numpy as jnp
 
 from jaxopt_papers import _validation as V
 from jaxopt_papers._solution import Solution
-from jaxopt_papers.implicit.implicit_diff import custom_root
 from jaxopt_papers.implicit.solver import IterativeSolver
 from jaxopt_papers.ot import dual
 from jaxopt_papers.ot.dual import OTProblem, Potentials
@@ -87,13 +86,7 @@ def _solve(init_params: Potentials, solver: Sinkhorn, problem: OTProblem) -> tup
 
 @eqx.filter_jit
 def _compiled_run(solver: Sinkhorn, init_params: Potentials, problem: OTProblem) -> Solution:
-    if solver.implicit_diff:
-        run = custom_root(
-            dual.optimality, solve=solver._backward_solve(), has_aux=True, symmetric=True
-        )(_solve)
-    else:
-        run = _solve
-    params, state = run(init_params, solver, problem)
+    params, state = dual.solve_potentials(_solve, solver, init_params, problem)
     stats = {
         "num_steps": state.num_steps,
         "error": state.error,

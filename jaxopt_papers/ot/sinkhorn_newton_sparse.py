@@ -79,7 +79,6 @@ import jax.numpy as jnp
 
 from jaxopt_papers import _validation as V
 from jaxopt_papers._solution import RESULTS, Solution
-from jaxopt_papers.implicit.implicit_diff import custom_root
 from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
 from jaxopt_papers.linear._cg import pcg
 from jaxopt_papers.ot import dual
@@ -251,13 +250,7 @@ def _newton_step(f, g, plan, rows, cols, error, cost, a, b, epsilon, tol, k, cg_
 
 @eqx.filter_jit
 def _compiled_run(solver: SinkhornNewtonSparse, init_params: Potentials, problem: OTProblem):
-    if solver.implicit_diff:
-        run = custom_root(
-            dual.optimality, solve=solver._backward_solve(), has_aux=True, symmetric=True
-        )(_solve)
-    else:
-        run = _solve
-    params, state = run(init_params, solver, problem)
+    params, state = dual.solve_potentials(_solve, solver, init_params, problem)
     stats = {
         "num_steps": state.num_steps,
         "error": state.error,
