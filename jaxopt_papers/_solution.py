@@ -145,6 +145,11 @@ def _is_traced(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+def any_traced(tree: Any) -> bool:
+    """Whether any leaf of ``tree`` is traced (under ``jit``, ``grad``, ``vmap`` ...)."""
+    return any(_is_traced(v) for v in jax.tree.leaves(tree))
+
+
 def _message_table(messages: Mapping[Any, str] | None) -> tuple[str, ...]:
     """One message per RESULTS index, the solver's own where given."""
     table = list(RESULTS._index_to_message)

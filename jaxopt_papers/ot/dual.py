@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_papers._solution import RESULTS, Solution, finish
+from jaxopt_papers._solution import RESULTS, Solution, any_traced, finish, raise_if_failed
 from jaxopt_papers.implicit.implicit_diff import custom_root
 
 __all__ = ["OTOutputs", "OTProblem", "Potentials"]
@@ -88,7 +88,7 @@ def check_problem(owner: str, cost: Any, a: Any, b: Any, epsilon: Any) -> tuple:
             )
     check_positive(owner, "epsilon", epsilon)
     dtype = jnp.result_type(cost, a, b)
-    return cost.astype(dtype), a.astype(dtype), b.astype(dtype)
+    return tuple(v if v.dtype == dtype else v.astype(dtype) for v in (cost, a, b))
 
 
 def check_positive(owner: str, name: str, value: Any) -> None:
@@ -138,16 +138,42 @@ class OTProblem(eqx.Module):
                 f"OTProblem: `epsilon` must be a scalar, got shape {self.epsilon.shape}."
             )
 
-    def input_result(self) -> RESULTS:
+    def cost_summary(self) -> tuple[jax.Array, jax.Array]:
+        """Whether every cost is finite, and the spread of the costs.
+
+        Args:
+          (none)
+
+        Returns:
+          ``(finite, std)``: a boolean scalar, and the standard deviation of the entries of at
+          most 256 evenly spaced rows of ``C`` (it sets the automatic ε schedule of
+          :class:`~jaxopt_papers.ot.SinkhornNewtonSparse`; ``inf``/``nan`` when ``C²`` overflows).
+        """
+        c = self.cost
+        # One pass over C: finite row sums mean finite entries; a non-finite total (an entry, or
+        # an overflow) is settled by the exact test, which only then reads C again.
+        total = jnp.sum(jnp.sum(c, axis=1))
+        finite = jax.lax.cond(
+            jnp.isfinite(total), lambda: jnp.asarray(True), lambda: jnp.all(jnp.isfinite(c))
+        )
+        return finite, jnp.std(c[:: max(1, c.shape[0] // 256)])
+
+    def input_result(self, cost_finite: jax.Array | None = None) -> RESULTS:
         """The value checks as a result code (for values traced under ``jit``).
+
+        Args:
+          cost_finite: whether every cost is finite, if already known (see
+            :meth:`cost_summary`); ``None`` computes it.
 
         Returns:
           ``RESULTS.nonfinite_input`` if ``cost``, ``a``, ``b`` or ``epsilon`` has NaN/inf,
           else ``RESULTS.invalid_input`` if ``ε ≤ 0``, a weight is ``≤ 0`` or the total masses
           differ by more than ``1e-5`` relatively, else ``RESULTS.successful``.
         """
+        if cost_finite is None:
+            cost_finite = jnp.all(jnp.isfinite(self.cost))
         finite = (
-            jnp.all(jnp.isfinite(self.cost))
+            cost_finite
             & jnp.all(jnp.isfinite(self.a))
             & jnp.all(jnp.isfinite(self.b))
             & jnp.isfinite(self.epsilon)
@@ -235,15 +261,19 @@ def zeros(problem: OTProblem) -> Potentials:
     return Potentials(jnp.zeros_like(problem.a), jnp.zeros_like(problem.b))
 
 
-def check_init(owner: str, init_params: Any, problem: OTProblem) -> Potentials:
-    """Check ``problem`` and ``init_params``; return the initial potentials in the cost's dtype."""
+def check_init(
+    owner: str, init_params: Any, problem: OTProblem, *, zeros_if_none: bool = True
+) -> Potentials | None:
+    """Check ``problem`` and ``init_params``; return the initial potentials in the cost's dtype
+    (for ``None``: zeros, or ``None`` with ``zeros_if_none=False``, so that a compiled run makes
+    them without a dispatch)."""
     if not isinstance(problem, OTProblem):
         raise TypeError(
             f"{owner}: `problem` must be an OTProblem(cost, a, b, epsilon), got "
             f"{type(problem).__name__}."
         )
     if init_params is None:
-        return zeros(problem)
+        return zeros(problem) if zeros_if_none else None
     if not isinstance(init_params, Potentials):
         raise TypeError(
             f"{owner}: `init_params` must be Potentials(f, g) or None, got "
@@ -271,14 +301,29 @@ def outputs(params: Potentials, problem: OTProblem) -> tuple[OTOutputs, jax.Arra
     return aux, jax.lax.stop_gradient(error)
 
 
-def solve_potentials(solve: Any, solver: Any, init_params: Potentials, problem: OTProblem):
+def solve_potentials(solve: Any, solver: Any, init_params: Potentials | None, problem: OTProblem):
     """``solve(init_params, solver, problem) -> (potentials, state)``, differentiated implicitly
     through the gauge-fixed :func:`optimality` unless ``solver.implicit_diff`` is off."""
+    if init_params is None:
+        init_params = zeros(problem)
     if solver.implicit_diff:
         solve = custom_root(
             optimality, solve=solver._backward_solve(), has_aux=True, symmetric=True
         )(solve)
     return solve(init_params, solver, problem)
+
+
+def run_compiled(
+    compiled_run: Any, solver: Any, init_params: Potentials | None, problem: OTProblem
+):
+    """``compiled_run(solver, init_params, problem, throw)``, with ``throw`` applied here when
+    nothing is traced: the check then runs in Python on the result code, and the compiled run
+    does not tie it to the plans (two passes over an ``(n, m)`` array).
+    """
+    if solver.throw and not any_traced((solver, init_params, problem)):
+        sol = compiled_run(solver, init_params, problem, False)
+        return raise_if_failed(sol, sol.result, solver.messages)
+    return compiled_run(solver, init_params, problem, solver.throw)
 
 
 def finish_ot(

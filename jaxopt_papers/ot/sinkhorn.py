@@ -85,7 +85,9 @@ def _solve(init_params: Potentials, solver: Sinkhorn, problem: OTProblem) -> tup
 
 
 @eqx.filter_jit
-def _compiled_run(solver: Sinkhorn, init_params: Potentials, problem: OTProblem) -> Solution:
+def _compiled_run(
+    solver: Sinkhorn, init_params: Potentials | None, problem: OTProblem, throw: bool
+) -> Solution:
     params, state = dual.solve_potentials(_solve, solver, init_params, problem)
     stats = {
         "num_steps": state.num_steps,
@@ -94,7 +96,7 @@ def _compiled_run(solver: Sinkhorn, init_params: Potentials, problem: OTProblem)
         "num_newton_steps": jnp.zeros((), jnp.int32),
     }
     return dual.finish_ot(params, problem, state.error <= solver.tol, solver.tol, stats,
-                          state=state, throw=solver.throw, messages=solver.messages)  # fmt: skip
+                          state=state, throw=throw, messages=solver.messages)  # fmt: skip
 
 
 class Sinkhorn(IterativeSolver):
@@ -217,7 +219,8 @@ class Sinkhorn(IterativeSolver):
           The :class:`~jaxopt_papers.Solution` (see the class docstring); differentiable with
           respect to the problem's arrays.
         """
-        return _compiled_run(self, dual.check_init(_OWNER, init_params, problem), problem)
+        p = dual.check_init(_OWNER, init_params, problem, zeros_if_none=False)
+        return dual.run_compiled(_compiled_run, self, p, problem)
 
 
 def sinkhorn(

@@ -101,8 +101,10 @@ class SNSState(eqx.Module):
     """The state of :class:`SinkhornNewtonSparse` at the current potentials.
 
     Attributes:
-      plan, rows, cols: the plan at the current stage's ε and its row and column sums.
-      error: the L1 marginal error ``‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁`` at the current stage's ε.
+      plan, rows, cols: the plan at the current stage's ε and its row and column sums (zeros
+        before the warm start, which computes them).
+      error: the L1 marginal error ``‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁`` at the current stage's ε
+        (``inf`` before the warm start).
       epsilon: the current stage's ε (the problem's ε in the last stage).
       stage, num_stages: the ε-scaling stage (from 0) and the number of stages.
       dense: this stage's Newton steps use the full Hessian (the sparsified one keeps too little
@@ -249,7 +251,9 @@ def _newton_step(f, g, plan, rows, cols, error, cost, a, b, epsilon, tol, k, cg_
 
 
 @eqx.filter_jit
-def _compiled_run(solver: SinkhornNewtonSparse, init_params: Potentials, problem: OTProblem):
+def _compiled_run(
+    solver: SinkhornNewtonSparse, init_params: Potentials | None, problem: OTProblem, throw: bool
+):
     params, state = dual.solve_potentials(_solve, solver, init_params, problem)
     stats = {
         "num_steps": state.num_steps,
@@ -260,7 +264,7 @@ def _compiled_run(solver: SinkhornNewtonSparse, init_params: Potentials, problem
     }
     converged = (state.stage == state.num_stages - 1) & (state.error <= solver.tol)
     return dual.finish_ot(params, problem, converged, solver.tol, stats, state=state,
-                          throw=solver.throw, messages=solver.messages)  # fmt: skip
+                          throw=throw, messages=solver.messages)  # fmt: skip
 
 
 def _solve(init_params: Potentials, solver: SinkhornNewtonSparse, problem: OTProblem):
@@ -275,8 +279,17 @@ def _solve(init_params: Potentials, solver: SinkhornNewtonSparse, problem: OTPro
         length = 1 + solver.max_newton_steps + solver._max_stages() - 1
         (params, state), _ = jax.lax.scan(body, carry, None, length=length)
     else:
+        # The same steps as ``step``, with the warm start taken out of the loop: a loop body with
+        # one branch less keeps XLA from copying the plan around a three-way switch.
+        if solver.sinkhorn_steps:
+            carry = jax.lax.cond(
+                solver.done(carry[1]),
+                lambda c: c,
+                lambda c: solver._warm_step(*c, problem),
+                carry,
+            )
         params, state = jax.lax.while_loop(
-            lambda c: ~solver.done(c[1]), lambda c: solver.step(*c, problem), carry
+            lambda c: ~solver.done(c[1]), lambda c: solver._later_step(*c, problem), carry
         )
     return dual.normalise_gauge(params), state
 
@@ -394,11 +407,11 @@ class SinkhornNewtonSparse(eqx.Module):
             return 1
         return MAX_AUTO_STAGES if self.epsilon_stages is None else self.epsilon_stages
 
-    def _num_stages(self, problem: OTProblem) -> jax.Array:
+    def _num_stages(self, problem: OTProblem, cost_std: jax.Array) -> jax.Array:
         if self.schedule == "paper" or self.epsilon_stages is not None:
             return jnp.asarray(self._max_stages(), jnp.int32)
         # Stages so that the first ε, ε·decay^(stages−1), is at or above AUTO_EPSILON·std(C).
-        ratio = AUTO_EPSILON * jnp.std(problem.cost) / problem.epsilon
+        ratio = AUTO_EPSILON * cost_std / problem.epsilon
         extra = jnp.ceil(jnp.log(jnp.maximum(ratio, 1.0)) / jnp.log(self.epsilon_decay) - 1e-9)
         stages = 1 + jnp.where(jnp.isfinite(extra), extra, 0.0)
         return jnp.clip(stages, 1, MAX_AUTO_STAGES).astype(jnp.int32)
@@ -438,16 +451,25 @@ class SinkhornNewtonSparse(eqx.Module):
           problem: the :class:`~jaxopt_papers.ot.OTProblem`.
 
         Returns:
-          An :class:`SNSState` at the first stage's ε.
+          An :class:`SNSState` at the first stage's ε. With ``sinkhorn_steps > 0`` the plan is
+          not computed here (the first ``step``, the warm start, does it): ``error`` is ``inf``.
         """
         p = dual.check_init(_OWNER, init_params, problem)
         cost, a, b = problem.cost, problem.a, problem.b
-        num_stages = self._num_stages(problem)
+        cost_finite, cost_std = problem.cost_summary()
+        num_stages = self._num_stages(problem, cost_std)
         zero = jnp.zeros((), jnp.int32)
         eps = self._stage_epsilon(problem, zero, num_stages)
-        plan, rows, cols, error = _point(p.f, p.g, cost, a, b, eps)
-        ok = problem.input_result() == RESULTS.successful
-        return SNSState(plan, rows, cols, error, eps, zero, num_stages, self._dense(plan, rows),
+        ok = problem.input_result(cost_finite) == RESULTS.successful
+        if self.sinkhorn_steps:
+            # The warm start (the first step) computes the plan: no pass over the cost here.
+            plan = jnp.zeros_like(cost)
+            rows, cols = jnp.zeros_like(a), jnp.zeros_like(b)
+            error, dense = jnp.asarray(jnp.inf, cost.dtype), jnp.asarray(False)
+        else:
+            plan, rows, cols, error = _point(p.f, p.g, cost, a, b, eps)
+            dense = self._dense(plan, rows)
+        return SNSState(plan, rows, cols, error, eps, zero, num_stages, dense,
                         zero, zero, zero, zero, ok)  # fmt: skip
 
     def done(self, state: SNSState) -> jax.Array:
@@ -494,6 +516,21 @@ class SinkhornNewtonSparse(eqx.Module):
             lambda p, s: self._newton(p, s, problem),
         ]
         return jax.lax.switch(index, branches, p, state)
+
+    def _later_step(self, p: Potentials, state: SNSState, problem: OTProblem):
+        """``step`` after the warm start: the next ε stage or a Newton step."""
+        advance = (state.error <= self._stage_tol(state, problem)) & (
+            state.stage < state.num_stages - 1
+        )
+        if self._max_stages() == 1:
+            return self._newton(p, state, problem)
+        return jax.lax.cond(
+            advance,
+            lambda p, s: self._next_stage(p, s, problem),
+            lambda p, s: self._newton(p, s, problem),
+            p,
+            state,
+        )
 
     def _warm_step(self, p: Potentials, state: SNSState, problem: OTProblem):
         cost, a, b = problem.cost, problem.a, problem.b
@@ -562,7 +599,8 @@ class SinkhornNewtonSparse(eqx.Module):
           The :class:`~jaxopt_papers.Solution` (see the class docstring); differentiable with
           respect to the problem's arrays.
         """
-        return _compiled_run(self, dual.check_init(_OWNER, init_params, problem), problem)
+        p = dual.check_init(_OWNER, init_params, problem, zeros_if_none=False)
+        return dual.run_compiled(_compiled_run, self, p, problem)
 
 
 def sinkhorn_newton_sparse(
