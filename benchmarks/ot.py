@@ -428,7 +428,7 @@ def make_instances(args: argparse.Namespace) -> list[Instance]:
         ["gauss"] if quick else ["gauss", "float32", "assignment", "digits"]
     )
     sizes = args.sizes or ([200] if quick else [200, 500, 1000, 2000])
-    rels = [1e-1, 1e-2] if quick else [1e-1, 1e-2, 1e-3]
+    rels = args.epsilons or ([1e-1, 1e-2] if quick else [1e-1, 1e-2, 1e-3])
     for n in sizes if "gauss" in problems else []:
         C = gauss_cost(n)
         u = np.full(n, 1.0 / n)
@@ -634,6 +634,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="gauss float32 assignment digits (default all; quick: gauss)",
     )
+    ap.add_argument("--epsilons", type=float, nargs="*", default=None,
+                    help="gauss ε as multiples of mean C (default 0.1 0.01 0.001; quick 0.1 "
+                         "0.01)")  # fmt: skip
     ap.add_argument("--methods", nargs="*", default=None,
                     help="a subset of the methods, by name (default all)")  # fmt: skip
     ap.add_argument("--readme", type=pathlib.Path, default=None,
