@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: tour test test-fast lint bench golden clean
+.PHONY: tour test test-fast lint bench golden clean docs
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,16 @@ $(VENV)/.tour-installed: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e ".[test,bench]"
 	touch $@ $(VENV)/.tour-installed
+
+$(VENV)/.docs-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+## Build the docs site into build/site: executes the notebooks once (build/docs-executed/), then
+## a strict build (warnings are errors). View it with `python -m http.server -d build/site`.
+docs: $(VENV)/.docs-installed
+	$(PY) docs/_scripts/execute_notebooks.py
+	JAXOPT_PAPERS_DOCS_REQUIRE_OUTPUTS=1 NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 ## Run the tour (jaxopt_papers/tour/): each area against what a user would use instead.
 tour: $(VENV)/.tour-installed
@@ -30,7 +40,8 @@ test: $(VENV)/.test-installed
 ## The inner loop: everything but the notebooks, the 8-device run and the benchmark/tour runs.
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -n 2 -q --ignore=tests/test_notebooks.py --ignore=tests/test_multidevice.py \
-		--ignore=tests/test_benchmarks_and_tour.py $(ARGS)
+		--ignore=tests/test_benchmarks_and_tour.py --ignore=tests/test_accelerator.py \
+		--ignore=tests/test_docs.py --ignore=tests/test_packaging.py $(ARGS)
 
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check jaxopt_papers tests benchmarks

@@ -461,10 +461,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plot(res_wl, res_up, png_path)
     print(f"\nwrote {json_path}" + (f" and {png_path}" if res_wl is not None else ""))
 
-    readmes = [args.readme] if args.readme is not None else []
-    if args.readme is None and args.out.resolve() == H.RESULTS_DIR.resolve():
-        # the benchmarks' README and the project README (which shows the latest tables too)
-        readmes = [H.README, H.RESULTS_DIR.parents[1] / "README.md"]
+    readmes = H.readme_targets("optimizers-update-step", args.out, args.readme)
     if readmes:
         env = payload["environment"]
         load = env["load_average"]

@@ -18,10 +18,15 @@ all of them:
 
 Example:
   >>> import jax.numpy as jnp
-  >>> from jaxopt_papers import RESULTS, Solution, finish
+  >>> from jaxopt_papers import RESULTS
+  >>> from jaxopt_papers._solution import finish
   >>> sol = finish(jnp.ones(3), RESULTS.successful, {"num_steps": 4, "error": 0.0}, throw=True)
-  >>> sol.result == RESULTS.successful, int(sol.stats["num_steps"])
-  (Array(True, dtype=bool), 4)
+  >>> bool(sol.result == RESULTS.successful), int(sol.stats["num_steps"])
+  (True, 4)
+
+Differences from the reference code: this is the library's own contract. It follows
+optimistix's ``Solution``/``RESULTS`` (``RESULTS`` extends ``lineax.RESULTS``), and also
+unpacks as jaxopt's ``(params, state)`` pair.
 """
 
 from __future__ import annotations
@@ -44,7 +49,29 @@ class RESULTS(lx.RESULTS):  # type: ignore[misc]
 
     lineax's codes (``successful``, ``max_steps_reached``, ``singular``, ``breakdown``,
     ``stagnation``, ``conlim``, ``nonfinite_input``) keep their meaning; each solver replaces
-    the generic message with one naming its own arguments when it raises (see :func:`finish`).
+    the generic message with one naming its own arguments when it raises. The library adds
+    ``nonfinite`` (NaN or inf iterates), ``invalid_input`` (a traced input out of its range),
+    ``indefinite`` (CG met non-positive curvature), ``primal_infeasible`` / ``dual_infeasible``
+    (a QP with contradictory constraints / an unbounded objective) and ``inaccurate`` (stopped,
+    but the optimality condition is not met to ``tol``).
+
+    A code is compared with ``==`` (an array of bools under ``vmap``); ``RESULTS[code]`` is its
+    message and ``RESULTS.promote(lineax_code)`` converts a lineax code. With ``throw=True``
+    (every solver's default) a failure raises a runtime error; ``throw=False`` returns the code
+    in ``Solution.result`` instead (needed under ``vmap``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> from jaxopt_papers import RESULTS
+      >>> A, b = jnp.array([[4.0, 1.0], [1.0, 3.0]]), jnp.array([1.0, 2.0])
+      >>> sol = jop.linear.cg(A, b, max_steps=1, throw=False)
+      >>> bool(sol.result == RESULTS.max_steps_reached)
+      True
+      >>> RESULTS[sol.result][:44]
+      'The maximum number of solver steps was reach'
+      >>> bool(jop.linear.cg(A, b).result == RESULTS.successful)
+      True
     """
 
     nonfinite = (
@@ -59,6 +86,14 @@ class RESULTS(lx.RESULTS):  # type: ignore[misc]
         "Conjugate gradients met a direction of non-positive curvature (pᵀAp ≤ 0): `A` is not "
         "symmetric positive definite. Use `gmres` or `gcrodr` for indefinite or non-symmetric "
         "systems."
+    )
+    primal_infeasible = (
+        "The problem is primal infeasible: no point satisfies the constraints. Check the "
+        "constraints (bounds, right-hand sides) for contradictions."
+    )
+    dual_infeasible = (
+        "The problem is dual infeasible: the objective is unbounded below on the feasible set. "
+        "Bound the variables or make the objective strictly convex."
     )
     inaccurate = (
         "The solver stopped on its own test, but the answer does not satisfy the optimality "
@@ -81,7 +116,9 @@ def result_where(pred: Any, true: Any, false: Any) -> RESULTS:
 class Solution(eqx.Module):
     """What every solver of the library returns.
 
-    Attributes:
+    Solvers build it (users read it); each argument is the attribute of the same name.
+
+    Args:
       value: the answer (the solution ``x``, the parameters, the OT potentials ...).
       result: a :class:`RESULTS` code; ``RESULTS.successful`` when the answer meets ``tol``.
       stats: a dict; every solver has ``num_steps`` and ``error`` (its stopping quantity),
@@ -95,6 +132,18 @@ class Solution(eqx.Module):
     also be read directly: ``sol.plan`` is ``sol.aux.plan``, ``sol.num_matvecs`` is
     ``sol.stats["num_matvecs"]``. ``params`` and ``x`` are aliases of ``value`` and ``residual`` of
     ``stats["error"]``. ``params, state = solver.run(...)`` unpacks as in jaxopt.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> sol = jop.linear.cg(jnp.array([[4.0, 1.0], [1.0, 3.0]]), jnp.array([1.0, 2.0]))
+      >>> [round(float(v), 4) for v in sol.value], bool(sol.result == jop.RESULTS.successful)
+      ([0.0909, 0.6364], True)
+      >>> sorted(sol.stats), int(sol.num_steps)
+      (['error', 'num_matvecs', 'num_steps'], 2)
+      >>> x, state = sol  # jaxopt's (params, state) unpacking
+      >>> bool((x == sol.x).all())
+      True
     """
 
     value: Any
@@ -231,9 +280,11 @@ def finish(
     """Build the :class:`Solution` and apply ``throw``.
 
     Args:
-      value, state, aux: the answer, the solver's state and its extra outputs.
+      value: the answer.
       result: a :class:`RESULTS` (or lineax) code, possibly batched.
       stats: must contain ``num_steps`` and ``error``.
+      state: the solver's final state.
+      aux: the solver's extra outputs.
       throw: raise a runtime error on failure (the message from ``messages`` or the code's own);
         ``False`` returns the code (needed under ``vmap``).
       messages: the solver's own message for some codes, naming its arguments (e.g.

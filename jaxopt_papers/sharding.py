@@ -10,6 +10,9 @@ every state leaf that mirrors a parameter gets that parameter's sharding, everyt
     state = jax.jit(tx.init, out_shardings=shardings)(params)
 
 The library creates no mesh and moves no data: placement is the caller's.
+
+Differences from the reference code: there is none; this is the library's own helper, written
+on ``optax.tree.map_params``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 import jax
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
+
+__all__ = ["state_shardings"]
 
 
 def _replicated_like(shardings: Any) -> jax.sharding.Sharding:
@@ -38,7 +43,34 @@ def state_shardings(tx: optax.GradientTransformation, params: Any, param_shardin
     """Shardings for ``tx.init(params)`` mirroring ``param_shardings`` (a pytree like ``params``).
 
     ``params`` may hold arrays or ``jax.ShapeDtypeStruct``s. State leaves whose shape differs
-    from their parameter's (e.g. per-row statistics) are replicated.
+    from their parameter's (e.g. per-row statistics) are replicated, and so are leaves that do
+    not mirror a parameter (counters, scalars). Pass the result as ``out_shardings`` of
+    ``jax.jit(tx.init)`` so that the moments are created sharded like the parameters.
+
+    Args:
+      tx: any optax transformation (of this library or not).
+      params: the parameters, or ``jax.ShapeDtypeStruct``s with their shapes and dtypes.
+      param_shardings: a ``jax.sharding.Sharding`` per parameter (a pytree like ``params``).
+
+    Returns:
+      A pytree of shardings with the structure of ``tx.init(params)``.
+
+    Raises:
+      ValueError: ``param_shardings`` does not have the structure of ``params`` or holds no
+        ``Sharding``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, numpy as np
+      >>> from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+      >>> import jaxopt_papers as jop
+      >>> mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+      >>> params = {"w": jnp.zeros((4, 2)), "b": jnp.zeros(2)}
+      >>> param_shardings = {"w": NamedSharding(mesh, P("data")), "b": NamedSharding(mesh, P())}
+      >>> tx = jop.adan(1e-3)
+      >>> shardings = jop.sharding.state_shardings(tx, params, param_shardings)
+      >>> state = jax.jit(tx.init, out_shardings=shardings)(params)
+      >>> state[0].mu["w"].sharding.spec == P("data"), state[0].count.sharding.spec == P()
+      (True, True)
     """
     if jax.tree.structure(params) != jax.tree.structure(
         param_shardings, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding)

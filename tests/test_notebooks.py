@@ -46,6 +46,36 @@ def test_notebooks_exist():
     assert NOTEBOOKS, "no notebooks found in notebooks/"
 
 
+COLAB = "https://colab.research.google.com/github/jaxopt-papers/jaxopt-papers/blob/main/notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_opens_on_colab(path):
+    """A Colab badge first, then an install cell that acts only on Colab, and a word on float64."""
+    cells = nbformat.read(path, as_version=4).cells
+    first = cells[0]
+    assert first.cell_type == "markdown"
+    assert first.source.startswith("[![Open In Colab]"), "the badge comes first"
+    assert f"({COLAB}{path.name})" in first.source.splitlines()[0], "the badge opens this notebook"
+    code = [c for c in cells if c.cell_type == "code"]
+    install = code[0].source
+    assert 'if "google.colab" in sys.modules:' in install and "pip" in install
+    # the install happens only under the Colab test: nothing at module level calls pip
+    top_level = [ln for ln in install.splitlines() if ln and not ln.startswith((" ", "#"))]
+    assert not any("subprocess.run" in ln or "pip" in ln for ln in top_level)
+    # how to install before the first release, in prose before the install cell
+    before = "\n".join(c.source for c in cells[: cells.index(code[0])] if c.cell_type == "markdown")
+    assert "clone" in before and "wheel" in before
+    # float64: wherever it is switched on, a markdown cell just before says why and what it
+    # costs on TPU
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and "jax_enable_x64" in cell.source:
+            note = cells[i - 1]
+            assert note.cell_type == "markdown" and "float64" in note.source, i
+            assert "TPU" in note.source and "emulated" in note.source, i
+    assert not any("test suite" in c.source for c in cells), "write for readers, not for tests"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, kernel_name):

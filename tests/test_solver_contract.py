@@ -22,7 +22,16 @@ import jaxopt_papers as jop
 from jaxopt_papers import RESULTS, Solution
 from tests.solver_cases import CASES
 
-SUBPACKAGES = ("implicit", "proximal", "ot", "linear")
+SUBPACKAGES = (
+    "implicit",
+    "proximal",
+    "ot",
+    "linear",
+    "qp",
+    "smooth",
+    "fixed_point",
+    "scipy_wrappers",
+)
 ABSTRACT = {"IterativeSolver"}
 
 

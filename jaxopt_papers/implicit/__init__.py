@@ -1,6 +1,9 @@
 """Implicit differentiation: ``custom_root``/``custom_fixed_point``, optimality conditions, solvers.
 
 See :mod:`jaxopt_papers.implicit.implicit_diff` for the maths and the calling convention.
+
+Differences from the reference code (jaxopt 0.8.5's ``implicit_diff``): forward and reverse mode,
+a checked backward solve (:class:`LinearSolve`) and a checked root; each module lists its own.
 """
 
 from jaxopt_papers.implicit.implicit_diff import (
@@ -11,6 +14,8 @@ from jaxopt_papers.implicit.implicit_diff import (
 )
 from jaxopt_papers.implicit.linear_solve import LinearSolve
 from jaxopt_papers.implicit.optimality import (
+    box_kkt_optimality,
+    box_qp_optimality,
     equality_qp_kkt,
     fixed_point_optimality,
     gradient_optimality,
@@ -27,6 +32,8 @@ __all__ = [
     "IterativeSolver",
     "LinearSolve",
     "Solution",
+    "box_kkt_optimality",
+    "box_qp_optimality",
     "custom_fixed_point",
     "custom_root",
     "equality_qp_kkt",

@@ -44,6 +44,9 @@ Differences from the reference code:
   linear solve, the default) or returns NaN derivatives (``throw=False``) instead of a silently
   wrong gradient. ``root_tol=None``: ``1e-4`` in float64, ``1e-2`` in lower precision.
 - Non-array arguments (Python numbers, strings, callables) are passed through as constants.
+- jaxopt's calling forms are accepted: the positional order ``custom_root(F, has_aux, solve,
+  reference_signature)`` (so ``custom_root(F, True)`` works), ``optimality_fun=`` /
+  ``fixed_point_fun=`` and ``reference_signature=``.
 """
 
 from __future__ import annotations
@@ -258,28 +261,46 @@ def _implicit_solve(
 
 
 def custom_root(
-    optimality_fn: Callable,
-    solve: Any = None,
+    optimality_fn: Callable | None = None,
     has_aux: bool = False,
+    solve: Any = None,
+    reference_signature: Any = None,
     *,
+    optimality_fun: Callable | None = None,
     symmetric: bool | None = None,
     root_tol: float | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorate ``solver(init, *args, **kwargs)`` so that it is differentiated implicitly.
 
+    If ``F(x*(θ), θ) = 0`` at the solver's answer and ``A = ∂₁F`` is invertible, the implicit
+    function theorem gives the derivative without unrolling the solver: forward mode solves
+    ``A ẋ = −∂₂F·θ̇``, reverse mode solves ``Aᵀ u = −x̄`` and returns ``θ̄ = ∂₂Fᵀ u`` (Blondel et
+    al., "Efficient and Modular Implicit Differentiation", arXiv:2105.15183; the calling
+    convention is jaxopt's ``custom_root``). ``F`` receives exactly the arguments the solver
+    got after ``init``; gradients flow to every floating-point array among them and to arrays
+    the two functions close over. ``jax.grad``, ``jax.jvp``, ``jacfwd``/``jacrev`` and ``vmap``
+    all work (a ``custom_jvp`` whose solve JAX transposes; jaxopt offers reverse mode only).
+
     Args:
       optimality_fn: ``F(x, *args, **kwargs)``, zero at the solver's answer, returning a pytree
-        shaped like ``x``.
+        shaped like ``x``. ``optimality_fun=`` (jaxopt's name) is an alias. The positional
+        order ``(optimality_fn, has_aux, solve, reference_signature)`` is jaxopt's, so
+        ``custom_root(F, True)`` means ``has_aux=True``.
       solve: how ``∂F/∂x`` systems are solved: ``None`` (``LinearSolve()``), a
         :class:`LinearSolve`, a lineax solver, a solver name or a jaxopt-style callable
         ``solve(matvec, b)``.
       has_aux: the solver returns ``(x, aux)``; ``aux`` is passed through without gradient.
+      reference_signature: optional function or :class:`inspect.Signature` (jaxopt's option,
+        for an ``F`` whose own signature cannot place the solver's keyword arguments, e.g.
+        ``F(x, *args)``): the solver's ``(init, *args, **kwargs)`` are bound to it and ``F`` is
+        called with the bound arguments (keywords of named parameters become positional).
+        ``None``: ``F`` receives the solver's arguments as given.
       symmetric: declare ``∂F/∂x`` symmetric positive definite (lets ``"auto"`` use CG).
         ``None`` reads ``optimality_fn.symmetric`` (set by the catalogue in
         :mod:`jaxopt_papers.implicit.optimality`), else ``False``.
-      root_tol: largest relative residual of ``optimality_fn`` at the solver's answer for which
-        derivatives are returned (module docstring; ``None``: 1e-4 in float64, 1e-2 else).
-        Above it the derivative rule raises, or returns NaN if the linear solve has
+      root_tol: largest relative residual ``‖F(x)‖ / ‖∂F·x − F(x)‖`` of ``optimality_fn`` at
+        the solver's answer for which derivatives are returned (``None``: 1e-4 in float64, 1e-2
+        else). Above it the derivative rule raises, or returns NaN if the linear solve has
         ``throw=False``.
 
     Returns:
@@ -295,26 +316,95 @@ def custom_root(
       >>> float(jax.grad(lambda a: sqrt(1.0, a))(4.0))  # 1 / (2 sqrt(a))
       0.25
     """
-    return _decorator("custom_root", optimality_fn, solve, has_aux, symmetric, False, root_tol)
+    fn = _jaxopt_args("custom_root", "optimality_fn", optimality_fn, optimality_fun, has_aux)
+    fn = _with_reference_signature("custom_root", fn, reference_signature)
+    return _decorator("custom_root", fn, solve, has_aux, symmetric, False, root_tol)
 
 
 def custom_fixed_point(
-    fixed_point_fn: Callable,
-    solve: Any = None,
+    fixed_point_fn: Callable | None = None,
     has_aux: bool = False,
+    solve: Any = None,
+    reference_signature: Any = None,
     *,
+    fixed_point_fun: Callable | None = None,
     symmetric: bool | None = None,
     root_tol: float | None = None,
 ) -> Callable[[Callable], Callable]:
     """Like :func:`custom_root` for ``x* = T(x*, *args, **kwargs)`` (``F = T − x``).
 
-    ``symmetric=True`` declares ``I − ∂T/∂x`` symmetric positive definite (true for a symmetric
-    contraction ``T``), so that CG applies. ``root_tol`` bounds ``‖T(x) − x‖/max(‖T(x)‖, ‖x‖)``
-    at the answer (see :func:`custom_root`).
+    The derivative of the fixed point solves ``(I − ∂₁T) ẋ = ∂₂T·θ̇`` (reverse mode: the
+    transposed system), jaxopt's ``custom_fixed_point`` convention.
+
+    Args:
+      fixed_point_fn: ``T(x, *args, **kwargs)``, returning a pytree shaped like ``x``; the
+        solver's answer satisfies ``x = T(x, ...)``. ``fixed_point_fun=`` (jaxopt's name) is
+        an alias; the positional order ``(fixed_point_fn, has_aux, solve,
+        reference_signature)`` is jaxopt's (see :func:`custom_root`).
+      solve: how the ``I − ∂T/∂x`` systems are solved, as in :func:`custom_root`.
+      has_aux: the solver returns ``(x, aux)``; ``aux`` is passed through without gradient.
+      symmetric: declare ``I − ∂T/∂x`` symmetric positive definite (true for a symmetric
+        contraction ``T``), so that CG applies; ``None`` reads ``fixed_point_fn.symmetric``.
+      root_tol: largest ``‖T(x) − x‖ / max(‖T(x)‖, ‖x‖)`` at the solver's answer for which
+        derivatives are returned (``None``: 1e-4 in float64, 1e-2 else).
+
+    Returns:
+      A decorator: ``custom_fixed_point(T)(solver)`` has the solver's signature.
+
+    Example:
+      >>> import jax
+      >>> from jaxopt_papers.implicit import custom_fixed_point
+      >>> T = lambda x, theta: 0.5 * x + theta     # fixed point x* = 2 theta
+      >>> @custom_fixed_point(T)
+      ... def solve(init, theta):
+      ...     return jax.lax.fori_loop(0, 60, lambda _, x: T(x, theta), init)
+      >>> float(jax.grad(lambda t: solve(0.0, t))(1.5))  # d(2 theta)/d theta
+      2.0
     """
-    return _decorator(
-        "custom_fixed_point", fixed_point_fn, solve, has_aux, symmetric, True, root_tol
-    )
+    owner = "custom_fixed_point"
+    fn = _jaxopt_args(owner, "fixed_point_fn", fixed_point_fn, fixed_point_fun, has_aux)
+    fn = _with_reference_signature(owner, fn, reference_signature)
+    return _decorator(owner, fn, solve, has_aux, symmetric, True, root_tol)
+
+
+def _jaxopt_args(owner: str, name: str, fn: Any, alias: Any, has_aux: Any) -> Any:
+    """Resolve ``fn`` and its jaxopt alias (``..._fun``); check ``has_aux`` is a bool."""
+    jaxopt_name = name[: -len("fn")] + "fun"
+    if fn is not None and alias is not None:
+        raise TypeError(f"{owner}: got both `{name}` and `{jaxopt_name}`; pass only one.")
+    fn = alias if fn is None else fn
+    if fn is None:
+        raise TypeError(f"{owner}: missing `{name}` (the first argument).")
+    if not isinstance(has_aux, (bool, np.bool_)):
+        raise TypeError(
+            f"{owner}: `has_aux` (the second positional argument, as in jaxopt) must be a bool, "
+            f"got {type(has_aux).__name__}; pass a linear solver by keyword: `solve=...`."
+        )
+    return fn
+
+
+def _with_reference_signature(owner: str, fn: Any, reference_signature: Any) -> Any:
+    """``fn`` called with its arguments bound to ``reference_signature`` (jaxopt's option)."""
+    if reference_signature is None:
+        return fn
+    if isinstance(reference_signature, inspect.Signature):
+        sig = reference_signature
+    elif callable(reference_signature):
+        sig = inspect.signature(getattr(reference_signature, "subfun", reference_signature))
+    else:
+        raise TypeError(
+            f"{owner}: `reference_signature` must be a function or an inspect.Signature, got "
+            f"{type(reference_signature).__name__}."
+        )
+    _check_callable(owner, "optimality_fn", fn)
+
+    def bound(x: Any, *args: Any, **kwargs: Any) -> Any:
+        ba = sig.bind(x, *args, **kwargs)
+        return fn(*ba.args, **ba.kwargs)
+
+    bound.__signature__ = sig  # type: ignore[attr-defined]
+    bound.symmetric = getattr(fn, "symmetric", False)  # type: ignore[attr-defined]
+    return bound
 
 
 def _decorator(
@@ -360,9 +450,32 @@ def root_vjp(
 ) -> Any:
     """Vector–Jacobian product of a root ``x*(args)`` of ``optimality_fn(x, *args) = 0``.
 
-    Solves ``(∂₁F)ᵀ u = −cotangent`` and returns ``(∂₂F)ᵀ u`` as a tuple with one entry per
-    element of ``args`` (jaxopt's convention). With ``return_stats=True`` also returns the
-    linear solve's stats (``residual``, ``num_steps``, ``success``).
+    Solves ``(∂₁F)ᵀ u = −cotangent`` and returns ``(∂₂F)ᵀ u``, i.e. ``cotangent · ∂x*/∂args``
+    by the implicit function theorem (jaxopt's ``root_vjp``).
+
+    Args:
+      optimality_fn: ``F(x, *args)``, zero at ``sol``, returning a pytree shaped like ``x``.
+      sol: the root ``x*``.
+      args: the tuple of arguments of ``F`` after ``x``.
+      cotangent: a pytree shaped like ``sol``.
+      solve: how the transposed system is solved, as in :func:`custom_root` (``None``:
+        :class:`LinearSolve`).
+      symmetric: declare ``∂₁F`` symmetric positive definite (lets ``"auto"`` use CG).
+      return_stats: also return the linear solve's stats (``residual``, ``num_steps``,
+        ``success``).
+
+    Returns:
+      A tuple with one cotangent per element of ``args`` (jaxopt's convention), and the stats
+      with ``return_stats=True``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.implicit import root_vjp
+      >>> F = lambda x, a: x**2 - a             # x*(a) = sqrt(a), dx*/da = 1 / (2 sqrt(a))
+      >>> a = jnp.array([4.0, 9.0])
+      >>> (a_bar,) = root_vjp(F, jnp.sqrt(a), (a,), jnp.ones(2))
+      >>> [round(float(v), 4) for v in a_bar]
+      [0.25, 0.1667]
     """
     _check_callable("root_vjp", "optimality_fn", optimality_fn)
     linear_solve = as_linear_solve(solve, owner="root_vjp")
@@ -387,7 +500,36 @@ def root_jvp(
     symmetric: bool = False,
     return_stats: bool = False,
 ) -> Any:
-    """Jacobian–vector product of a root: solves ``(∂₁F) ẋ = −(∂₂F)·tangents``; returns ``ẋ``."""
+    """Jacobian–vector product of a root: solves ``(∂₁F) ẋ = −(∂₂F)·tangents``; returns ``ẋ``.
+
+    The forward-mode counterpart of :func:`root_vjp` (jaxopt's ``root_jvp``): ``ẋ`` is
+    ``∂x*/∂args · tangents`` by the implicit function theorem.
+
+    Args:
+      optimality_fn: ``F(x, *args)``, zero at ``sol``, returning a pytree shaped like ``x``.
+      sol: the root ``x*``.
+      args: the tuple of arguments of ``F`` after ``x``.
+      tangents: one tangent per element of ``args``.
+      solve: how the system is solved, as in :func:`custom_root` (``None``:
+        :class:`LinearSolve`).
+      symmetric: declare ``∂₁F`` symmetric positive definite (lets ``"auto"`` use CG).
+      return_stats: also return the linear solve's stats.
+
+    Returns:
+      ``ẋ``, a pytree shaped like ``sol`` (and the stats with ``return_stats=True``).
+
+    Raises:
+      ValueError: ``tangents`` does not have one entry per element of ``args``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.implicit import root_jvp
+      >>> F = lambda x, a: x**2 - a             # x*(a) = sqrt(a), dx*/da = 1 / (2 sqrt(a))
+      >>> a = jnp.array([4.0, 9.0])
+      >>> x_dot = root_jvp(F, jnp.sqrt(a), (a,), (jnp.ones(2),))
+      >>> [round(float(v), 4) for v in x_dot]
+      [0.25, 0.1667]
+    """
     _check_callable("root_jvp", "optimality_fn", optimality_fn)
     linear_solve = as_linear_solve(solve, owner="root_jvp")
     args, tangents = tuple(args), tuple(tangents)

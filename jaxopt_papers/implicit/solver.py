@@ -34,6 +34,12 @@ result code and honours ``throw`` instead of returning ``OptStep`` silently; the
 ``init``/``step``/``max_steps``/``num_steps`` (jaxopt: ``init_state``/``update``/``maxiter``/
 ``iter_num``); the unrolled mode is a ``lax.scan`` of ``max_steps`` steps (jaxopt: an unrolled
 Python or ``fori`` loop), and there is no ``jit=``/``unroll=`` flag (jaxopt #242).
+
+jaxopt's spellings are accepted so that migrating code runs unchanged: every solver's
+constructor takes ``maxiter=`` for ``max_steps=`` and ``implicit_diff_solve=`` for
+``linear_solve=`` (the metaclass renames them before equinox's generated ``__init__`` runs, so a
+subclass needs no code for it), and ``params, state = solver.run(...)`` unpacks a
+:class:`~jaxopt_papers.Solution`.
 """
 
 import abc
@@ -71,8 +77,84 @@ def _compiled_run(solver: "IterativeSolver", init_params: Any, args: tuple, kwar
     return solver._run(init_params, *args, **kwargs)
 
 
-class IterativeSolver(eqx.Module):
-    """Base of the library's iterative solvers (see the module docstring)."""
+#: jaxopt's constructor keywords accepted by every solver, and the field each one sets.
+JAXOPT_ALIASES: dict[str, str] = {"maxiter": "max_steps", "implicit_diff_solve": "linear_solve"}
+
+
+class _JaxoptAliases(type(eqx.Module)):
+    """Metaclass of :class:`IterativeSolver`: maps jaxopt's keywords onto the library's fields.
+
+    ``Solver(..., maxiter=100)`` is ``Solver(..., max_steps=100)`` and
+    ``implicit_diff_solve=s`` is ``linear_solve=s``, for every subclass, with nothing to write
+    in the subclass (equinox generates ``__init__``; the renaming happens before it is called).
+    Giving both names of one setting raises ``TypeError``.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        fields = getattr(cls, "__dataclass_fields__", {})
+        for alias, name in JAXOPT_ALIASES.items():
+            if alias in kwargs and alias not in fields and name in fields:
+                if name in kwargs:
+                    raise TypeError(
+                        f"{cls.__name__}: got both `{alias}` (jaxopt's name) and `{name}`; "
+                        f"pass only `{name}`."
+                    )
+                kwargs[name] = kwargs.pop(alias)
+        return super().__call__(*args, **kwargs)
+
+
+class IterativeSolver(eqx.Module, metaclass=_JaxoptAliases):
+    """Base of the library's iterative solvers: ``init``/``step``/``run`` and implicit gradients.
+
+    A subclass is an ``equinox.Module`` with the five fields below (its constructor's
+    arguments) and three methods:
+    ``init`` (the first state, a pytree with ``num_steps`` and ``error``), ``step`` (one
+    iteration) and ``optimality_fn`` (``F``, zero exactly at a solution). ``run`` then iterates
+    ``step`` in a compiled ``lax.while_loop`` until ``error <= tol`` or ``max_steps``, returns a
+    :class:`~jaxopt_papers.Solution`, and is differentiated by the implicit function theorem
+    on ``optimality_fn`` (one linear solve, :func:`custom_root`) instead of through the loop.
+    jaxopt's ``maxiter=`` and ``implicit_diff_solve=`` keywords are accepted by every
+    subclass's constructor.
+
+    Attributes:
+      tol: stop when ``state.error <= tol``.
+      max_steps: iteration cap (static); not reaching ``tol`` gives ``max_steps_reached``.
+      implicit_diff: differentiate by the implicit function theorem (``True``) or through a
+        ``lax.scan`` of ``max_steps`` steps (``False``: the unrolled check, and a
+        fixed-iteration mode for ``vmap``).
+      linear_solve: the backward solve: ``None`` (a :class:`LinearSolve` with this solver's
+        ``throw``), a :class:`LinearSolve`, a lineax solver, a name or a callable.
+      throw: raise a runtime error on failure (``True``) or return the code in
+        ``Solution.result`` (``False``, needed under ``vmap``).
+
+    Example:
+      >>> from typing import Any, NamedTuple
+      >>> import equinox as eqx, jax, jax.numpy as jnp
+      >>> import jaxopt_papers as jop
+      >>> from jaxopt_papers.implicit import IterativeSolver
+      >>> class State(NamedTuple):
+      ...     num_steps: jax.Array
+      ...     error: jax.Array
+      >>> class RidgeGD(IterativeSolver):  # gradient descent on ½‖x − 1‖² + ½ lam ‖x‖²
+      ...     tol: float = 1e-10
+      ...     max_steps: int = eqx.field(static=True, default=100)
+      ...     implicit_diff: bool = eqx.field(static=True, default=True)
+      ...     linear_solve: Any = None
+      ...     throw: bool = eqx.field(static=True, default=True)
+      ...     def optimality_fn(self, x, lam):
+      ...         return (x - 1.0) + lam * x
+      ...     def init(self, x, lam):
+      ...         return State(jnp.asarray(0), jnp.linalg.norm(self.optimality_fn(x, lam)))
+      ...     def step(self, x, state, lam):
+      ...         x = x - 0.4 * self.optimality_fn(x, lam)
+      ...         return x, State(state.num_steps + 1, jnp.linalg.norm(self.optimality_fn(x, lam)))
+      >>> sol = RidgeGD().run(jnp.zeros(2), 1.0)   # the minimiser is 1 / (1 + lam)
+      >>> [round(float(v), 6) for v in sol.value], bool(sol.result == jop.RESULTS.successful)
+      ([0.5, 0.5], True)
+      >>> # implicit gradient: d/dlam of 2 / (1 + lam) = -2 / (1 + lam)² at lam = 1
+      >>> round(float(jax.grad(lambda lam: RidgeGD().run(jnp.zeros(2), lam).value.sum())(1.0)), 6)
+      -0.5
+    """
 
     tol: AbstractVar[float]
     max_steps: AbstractVar[int]
@@ -94,11 +176,30 @@ class IterativeSolver(eqx.Module):
 
     @abc.abstractmethod
     def init(self, init_params: Any, *args: Any, **kwargs: Any) -> Any:
-        """The initial state: a pytree with at least ``num_steps`` and ``error``."""
+        """The initial state: a pytree with at least ``num_steps`` and ``error``.
+
+        Args:
+          init_params: the starting point.
+          *args: the problem's data, as passed to ``run``.
+          **kwargs: the problem's keyword data, as passed to ``run``.
+
+        Returns:
+          The solver's state (``num_steps`` 0; ``error`` the stopping quantity at the start).
+        """
 
     @abc.abstractmethod
     def step(self, params: Any, state: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        """One iteration: ``(params, state) -> (params, state)``."""
+        """One iteration: ``(params, state) -> (params, state)``.
+
+        Args:
+          params: the current iterate.
+          state: the current state (from ``init`` or the previous ``step``).
+          *args: the problem's data, as passed to ``run``.
+          **kwargs: the problem's keyword data, as passed to ``run``.
+
+        Returns:
+          ``(params, state)`` after one iteration; ``state.error`` is the stopping quantity.
+        """
 
     @abc.abstractmethod
     def optimality_fn(self, params: Any, *args: Any, **kwargs: Any) -> Any:
@@ -147,10 +248,22 @@ class IterativeSolver(eqx.Module):
         return as_linear_solve(self.linear_solve, owner=type(self).__name__)
 
     def run(self, init_params: Any, *args: Any, **kwargs: Any) -> Solution:
-        """Solve from ``init_params``; differentiable in ``args``/``kwargs`` (see module doc).
+        """Solve from ``init_params``; differentiable in ``args``/``kwargs``.
 
         Compiled with ``equinox.filter_jit``: arrays are traced, Python floats are boxed into
         arrays (so a new regularisation value does not recompile), anything else is static.
+        Gradients flow to every floating-point array in ``args``/``kwargs`` and in the solver's
+        own fields (implicit differentiation by default), none to ``init_params``.
+
+        Args:
+          init_params: the starting point (a warm start).
+          *args: the problem's data, passed to ``init``, ``step`` and ``optimality_fn``.
+          **kwargs: the problem's keyword data, passed likewise.
+
+        Returns:
+          The :class:`~jaxopt_papers.Solution`: ``value`` (alias ``params``), ``result``,
+          ``stats`` (``num_steps``, ``error``) and the final ``state``; ``params, state =``
+          unpacks it as jaxopt's ``OptStep``.
         """
         init_params, args, kwargs = jax.tree.map(_box_float, (init_params, args, kwargs))
         return _compiled_run(self, init_params, args, kwargs)

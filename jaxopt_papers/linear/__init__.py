@@ -9,6 +9,9 @@ recycled solve of a sequence), :mod:`~.recycling_solve` (recycling as the backwa
 implicit differentiation), :mod:`~.preconditioners` (Jacobi, block Jacobi, SOR, SSOR),
 :mod:`~.relax` (SOR and "Learning to Relax": choosing ω online), :mod:`~.dia` (banded matrices)
 and :mod:`~.problems` (Darcy, Poisson, Helmholtz).
+
+Differences from the reference code (PETSc/HPDDM, the SKR and "Learning to Relax" code): listed
+in each module.
 """
 
 from jaxopt_papers.linear._operators import Operator, as_operator

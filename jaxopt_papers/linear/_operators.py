@@ -37,12 +37,34 @@ MIN_DIAGONAL_FILL = 0.7
 class Operator(eqx.Module):
     """A square linear map ``x ↦ Ax`` on ``R^n`` with what the solvers need.
 
-    ``source`` is the matrix (a pytree: traced, not baked into compiled code) or a callable."""
+    The solvers wrap their ``A`` in one (through :func:`as_operator`); users rarely build it.
+
+    Args:
+      source: the matrix (a dense array, BCOO/BCSR, :class:`DiaMatrix`, ``EllMatrix``, a lineax
+        operator; a pytree, so traced and not baked into compiled code) or a callable
+        ``x -> Ax``.
+      n: the size (static).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.linear import Operator
+      >>> op = Operator(jnp.array([[2.0, 1.0], [0.0, 3.0]]), 2)
+      >>> op.mv(jnp.ones(2)).tolist(), op.diagonal().tolist()
+      ([3.0, 3.0], [2.0, 3.0])
+    """
 
     source: Any
     n: int = eqx.field(static=True)
 
     def mv(self, x: jax.Array) -> jax.Array:
+        """``A x``.
+
+        Args:
+          x: a vector of shape ``(n,)``.
+
+        Returns:
+          ``A x``, shape ``(n,)``.
+        """
         A = self.source
         if isinstance(A, lx.AbstractLinearOperator) or (hasattr(A, "mv") and hasattr(A, "shape")):
             return A.mv(x)
@@ -105,7 +127,8 @@ def is_banded(rows: np.ndarray, cols: np.ndarray, n: int) -> bool:
     """Whether entries at ``(rows, cols)`` of an ``n × n`` matrix are stored faster by diagonals.
 
     Args:
-      rows, cols: the entries' coordinates (concrete integer arrays).
+      rows: the entries' row indices (a concrete integer array).
+      cols: the entries' column indices (a concrete integer array).
       n: the size.
 
     Returns:

@@ -5,6 +5,11 @@ out of range). ``A @ x = Σ_k data[k] * shift(x, offsets[k])``: a handful of fus
 passes, which XLA runs far faster than a gather/scatter ``BCOO`` product for stencil matrices
 (5-point finite differences have 5 diagonals). ``data`` may carry leading batch axes (one matrix
 per system of a sequence); index them with ``A[i]``.
+
+Differences from the reference code: scipy's ``dia_array`` indexes each stored diagonal by
+column (``data[k, j] = A[j − offsets[k], j]``); here by row (``data[k, i] = A[i, i + offsets[k]]``),
+so a product is a shift of ``x`` times a row of ``data``. :meth:`DiaMatrix.from_scipy` converts
+either way.
 """
 
 from __future__ import annotations
@@ -37,15 +42,18 @@ class DiaMatrix(eqx.Module):
     :func:`~jaxopt_papers.linear.as_operator` choose it for banded input. ``data`` may carry leading
     batch axes (one matrix per system of a sequence, same offsets); ``A[i]`` is the ``i``-th.
 
-    Attributes:
+    Args:
       data: ``(..., d, n)`` the ``d`` stored diagonals (entries outside the matrix are ignored).
       offsets: ``d`` distinct ints, ``j − i`` of each diagonal (static).
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.linear import DiaMatrix
       >>> D = DiaMatrix(jnp.array([[-1.0] * 4, [2.0] * 4, [-1.0] * 4]), (-1, 0, 1))
       >>> D.mv(jnp.ones(4)).tolist()
       [1.0, 0.0, 0.0, 1.0]
+      >>> D.todense()[:2].tolist()
+      [[2.0, -1.0, 0.0, 0.0], [-1.0, 2.0, -1.0, 0.0]]
     """
 
     data: jax.Array
@@ -141,7 +149,8 @@ class DiaMatrix(eqx.Module):
         distinct ``cols − rows``.
 
         Args:
-          rows, cols: concrete integer arrays in ``[0, n)``.
+          rows: the row indices, a concrete integer array in ``[0, n)``.
+          cols: the column indices, a concrete integer array in ``[0, n)``.
           values: the values (numpy or JAX; differentiable when JAX), integers become floats.
           n: the size.
 

@@ -308,10 +308,14 @@ class CGState(eqx.Module):
     """The state of :class:`CG` between manual steps.
 
     Attributes:
-      x, r, p: the iterate, its (recursively updated) residual and the search direction.
+      x: the iterate.
+      r: its (recursively updated) residual.
+      p: the search direction.
       rz: ``rᵀM⁻¹r``.
-      target: ``tol·‖b‖``; error: ``‖r‖/‖b‖``.
-      num_steps, num_matvecs: iterations done and products with ``A``.
+      target: ``tol·‖b‖``.
+      error: ``‖r‖/‖b‖``.
+      num_steps: iterations done.
+      num_matvecs: products with ``A``.
       indefinite: a direction of non-positive curvature was met.
       done: whether ``run`` would stop here.
     """
@@ -331,8 +335,17 @@ class CGState(eqx.Module):
 class CG(_Krylov):
     """Preconditioned conjugate gradients for symmetric positive definite ``A`` (and ``M``).
 
-    ``num_steps`` counts CG iterations; ``step`` is one iteration. ``run`` adds residual
-    replacement (module docstring), which manual stepping does not.
+    Hestenes & Stiefel (1952), right-preconditioned::
+
+        α = rᵀz / pᵀAp ;  x ← x + αp ;  r ← r − αAp ;  z = M⁻¹r
+        β = rᵀz / (rᵀz)_old ;  p ← z + βp
+
+    until ``‖b − Ax‖ ≤ tol·‖b‖``. When the recursively updated residual meets ``tol`` the true
+    residual is checked and CG restarts from it while that improves it (residual replacement),
+    so ``successful`` always means the true residual meets ``tol``; ``pᵀAp ≤ 0`` stops it with
+    ``RESULTS.indefinite``. ``num_steps`` counts CG iterations; ``step`` is one iteration
+    (manual stepping has no residual replacement). ``run`` is differentiable with respect to
+    ``b`` and to the arrays of ``A`` (``jax.lax.custom_linear_solve``).
 
     Args:
       tol: relative residual target ``‖b − Ax‖/‖b‖`` (``None``: :func:`default_tol`).
@@ -342,6 +355,7 @@ class CG(_Krylov):
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.linear import CG
       >>> A = jnp.array([[4.0, 1.0], [1.0, 3.0]])
       >>> sol = CG().run(A, jnp.array([1.0, 2.0]))
       >>> bool(jnp.allclose(A @ sol.x, jnp.array([1.0, 2.0]), atol=1e-4)), int(sol.num_steps)
@@ -393,7 +407,16 @@ class CG(_Krylov):
         return x, {"num_steps": steps, "num_matvecs": mv, "rnorm": rn, "code": code}
 
     def init(self, A: Any, b: Any, x0: Any = None) -> CGState:
-        """The state before the first iteration (arguments as :meth:`run`)."""
+        """The state before the first iteration.
+
+        Args:
+          A: the matrix or callable, as in :meth:`run`.
+          b: ``(n,)`` right-hand side.
+          x0: initial guess (``None``: zero).
+
+        Returns:
+          The :class:`CGState` at ``x0``.
+        """
         solver, op, b, x0, target = _prepare_manual(self, A, b, x0)
         carry = pcg_init(op.mv, b, x0, self._precond())
         return solver._state(carry, target, jnp.linalg.norm(b), jnp.zeros((), jnp.int32))
@@ -406,7 +429,16 @@ class CG(_Krylov):
                        bad, done)  # fmt: skip
 
     def step(self, state: CGState, A: Any, b: Any) -> CGState:
-        """One CG iteration (arguments as :meth:`run`)."""
+        """One CG iteration.
+
+        Args:
+          state: the current :class:`CGState`.
+          A: the matrix or callable, as in :meth:`run`.
+          b: ``(n,)`` right-hand side.
+
+        Returns:
+          The next :class:`CGState`.
+        """
         solver, op, b, _, _ = _prepare_manual(self, A, b, None)
         carry = (state.x, state.r, state.p, state.rz, state.num_matvecs, state.indefinite)
         return solver._state(pcg_step(op.mv, carry, self._precond()), state.target,
@@ -425,9 +457,17 @@ def cg(
 ) -> Solution:
     """Preconditioned conjugate gradients for symmetric positive definite ``A`` (and ``M``).
 
+    ``CG(tol, max_steps, preconditioner, throw).run(A, b, x0)``; see :class:`CG`.
+
     Args:
-      A, b, x0: as :meth:`CG.run`.
-      tol, max_steps, preconditioner, throw: as :class:`CG`.
+      A: a matrix (dense, BCOO/BCSR, :class:`~jaxopt_papers.linear.DiaMatrix`, a lineax
+        operator) or a callable ``x ↦ Ax``.
+      b: ``(n,)`` right-hand side.
+      x0: initial guess (``None``: zero).
+      tol: relative residual target ``‖b − Ax‖/‖b‖`` (``None``: :func:`default_tol`).
+      max_steps: cap on products with ``A`` (``None``: ``min(10n, 10000)``).
+      preconditioner: ``r ↦ M⁻¹r`` (symmetric positive definite), or ``None``.
+      throw: raise on failure (``False``: return the code in ``result``).
 
     Returns:
       The :class:`~jaxopt_papers.Solution` (``.x``, ``.num_matvecs``, ``.residual``,
@@ -449,11 +489,16 @@ class GMRESState(eqx.Module):
     """The state of :class:`GMRES` between restart cycles.
 
     Attributes:
-      x, r: the iterate and its true residual ``b − Ax``.
-      rnorm, bnorm, target, error: ``‖r‖``, ``‖b‖``, ``tol·‖b‖`` and ``‖r‖/‖b‖``.
-      num_steps, num_matvecs: restart cycles done and products with ``A``.
-      stalled, broke: the last cycle did not reduce ``‖r‖``; it ended by an Arnoldi breakdown
-        above ``tol``.
+      x: the iterate.
+      r: its true residual ``b − Ax``.
+      rnorm: ``‖r‖``.
+      bnorm: ``‖b‖``.
+      target: ``tol·‖b‖``.
+      error: ``‖r‖/‖b‖``.
+      num_steps: restart cycles done.
+      num_matvecs: products with ``A``.
+      stalled: the last cycle did not reduce ``‖r‖``.
+      broke: the last cycle ended by an Arnoldi breakdown above ``tol``.
     """
 
     x: jax.Array
@@ -498,10 +543,17 @@ def _keep_going(s, max_steps) -> jax.Array:
 
 
 class GMRES(_Krylov):
-    """Restarted GMRES(``restart``) until ``‖b − Ax‖ ≤ tol·‖b‖`` (module docstring).
+    """Restarted GMRES(``restart``) until ``‖b − Ax‖ ≤ tol·‖b‖``.
 
-    One ``step`` is one restart cycle (up to ``restart`` Arnoldi steps, then the true residual);
-    ``num_steps`` counts cycles.
+    Saad & Schultz (1986): each cycle runs up to ``m = restart`` Arnoldi steps from the true
+    residual ``r = b − Ax`` (classical Gram–Schmidt, one pass as PETSc's default), giving
+    ``AV = V₊H̄``, and updates ``x ← x + M⁻¹Vy`` with ``y = argmin ‖βe₁ − H̄y‖`` (``β = ‖r‖``;
+    right preconditioning, so ``tol`` is on the true residual). A cycle stops as soon as the
+    tracked residual meets ``tol`` (as PETSc and scipy); the true residual is checked before
+    the next one. An Arnoldi breakdown above ``tol`` gives ``RESULTS.breakdown``, a cycle that
+    does not reduce the residual ``RESULTS.stagnation``. One ``step`` is one restart cycle;
+    ``num_steps`` counts cycles. The default ``restart=40`` is PETSc/HPDDM's (the SKR paper's
+    setting); ``run`` is differentiable with respect to ``b`` and the arrays of ``A``.
 
     Args:
       restart: Arnoldi steps per cycle (``m``).
@@ -513,8 +565,9 @@ class GMRES(_Krylov):
 
     Example:
       >>> import jax.numpy as jnp
-      >>> A = jnp.array([[3.0, 1.0], [-1.0, 2.0]])
       >>> from jaxopt_papers import RESULTS
+      >>> from jaxopt_papers.linear import GMRES
+      >>> A = jnp.array([[3.0, 1.0], [-1.0, 2.0]])
       >>> sol = GMRES(restart=2).run(A, jnp.array([1.0, 0.0]))
       >>> bool(jnp.allclose(A @ sol.x, jnp.array([1.0, 0.0]), atol=1e-4))
       True
@@ -570,7 +623,16 @@ class GMRES(_Krylov):
                      "code": code}  # fmt: skip
 
     def init(self, A: Any, b: Any, x0: Any = None) -> GMRESState:
-        """The state before the first cycle (arguments as :meth:`run`)."""
+        """The state before the first cycle.
+
+        Args:
+          A: the matrix or callable, as in :meth:`run`.
+          b: ``(n,)`` right-hand side.
+          x0: initial guess (``None``: zero).
+
+        Returns:
+          The :class:`GMRESState` at ``x0``.
+        """
         _, op, b, x0, target = _prepare_manual(self, A, b, x0)
         x = jnp.zeros_like(b) if x0 is None else x0
         r, mv = (b, 0) if x0 is None else (b - op.mv(x0), 1)
@@ -578,7 +640,16 @@ class GMRES(_Krylov):
         return _gmres_state(x, r, target, jnp.linalg.norm(b), zero, zero + mv, False, False)
 
     def step(self, state: GMRESState, A: Any, b: Any) -> GMRESState:
-        """One restart cycle (arguments as :meth:`run`)."""
+        """One restart cycle.
+
+        Args:
+          state: the current :class:`GMRESState`.
+          A: the matrix or callable, as in :meth:`run`.
+          b: ``(n,)`` right-hand side.
+
+        Returns:
+          The :class:`GMRESState` after the cycle.
+        """
         solver, op, b, _, _ = _prepare_manual(self, A, b, None)
         return _gmres_cycle(op.mv, self._precond(), b, state, self._m(op.n), solver.max_steps,
                             self.reorthogonalize)  # fmt: skip
@@ -598,9 +669,20 @@ def gmres(
 ) -> Solution:
     """Restarted GMRES(``restart``) until ``‖b − Ax‖ ≤ tol·‖b‖`` (module docstring).
 
+    ``GMRES(restart, tol, max_steps, preconditioner, reorthogonalize, throw).run(A, b, x0)``;
+    see :class:`GMRES`.
+
     Args:
-      A, b, x0: as :meth:`GMRES.run`.
-      restart, tol, max_steps, preconditioner, reorthogonalize, throw: as :class:`GMRES`.
+      A: a matrix (dense, BCOO/BCSR, :class:`~jaxopt_papers.linear.DiaMatrix`, a lineax
+        operator) or a callable ``x ↦ Ax``.
+      b: ``(n,)`` right-hand side.
+      x0: initial guess (``None``: zero).
+      restart: Arnoldi steps per cycle (``m``; PETSc's 40).
+      tol: relative residual target (``None``: :func:`default_tol`).
+      max_steps: cap on products with ``A`` (``None``: ``min(10n, 10000)``, PETSc's cap).
+      preconditioner: right preconditioner ``r ↦ M⁻¹r``, or ``None``.
+      reorthogonalize: a second Gram–Schmidt pass per step (CGS2; ~2× the cost per step).
+      throw: raise on failure (``False``: return the code in ``result``).
 
     Returns:
       The :class:`~jaxopt_papers.Solution` (``.x``, ``.num_matvecs``, ``.residual``,
@@ -623,13 +705,21 @@ class GCRODRState(eqx.Module):
     """The state of :class:`GCRODR` between restart cycles.
 
     Attributes:
-      x, r: the iterate and its true residual ``b − Ax``.
-      Ut, C: ``(k, n)`` the recycled basis ``U`` and ``C = AU`` (orthonormal rows), as rows.
-      CU, UU: the ``k × k`` products ``CUᵀ`` and ``UUᵀ``.
+      x: the iterate.
+      r: its true residual ``b − Ax``.
+      Ut: ``(k, n)`` the recycled basis ``U``, as rows.
+      C: ``(k, n)`` ``C = AU`` (orthonormal rows), as rows.
+      CU: the ``k × k`` product ``CUᵀ``.
+      UU: the ``k × k`` product ``UUᵀ``.
       valid: ``U`` holds a recycled space.
-      rnorm, bnorm, target, error: ``‖r‖``, ``‖b‖``, ``tol·‖b‖`` and ``‖r‖/‖b‖``.
-      num_steps, num_matvecs: restart cycles done and products with ``A``.
-      stalled, broke: as :class:`GMRESState`.
+      rnorm: ``‖r‖``.
+      bnorm: ``‖b‖``.
+      target: ``tol·‖b‖``.
+      error: ``‖r‖/‖b‖``.
+      num_steps: restart cycles done.
+      num_matvecs: products with ``A``.
+      stalled: the last cycle did not reduce ``‖r‖``.
+      broke: the last cycle ended by an Arnoldi breakdown above ``tol``.
     """
 
     x: jax.Array
@@ -733,11 +823,21 @@ def _gcrodr_cycle(matvec, precond, b, st: GCRODRState, m, max_steps, reorth) -> 
 
 
 class GCRODR(_Krylov):
-    """GCRO-DR(``restart``, ``recycle``) with a recycled subspace (module docstring).
+    """GCRO-DR(``restart``, ``recycle``) with a recycled subspace.
+
+    Parks, de Sturler, Mackey, Johnson & Maiti, "Recycling Krylov Subspaces for Sequences of
+    Linear Systems", SIAM J. Sci. Comput. 2006; the solver of the SKR paper (Wang et al., ICLR
+    2024), with PETSc/HPDDM's defaults ``m = 40``, ``k = 20``. A recycled basis ``U``
+    (``n × k``) carried from a previous, similar system is made ``AU = C``, ``CᵀC = I`` and
+    the residual projected off ``C`` (``x += UCᵀr``, ``r −= CCᵀr``); each cycle then runs
+    ``m − k`` Arnoldi steps of ``(I − CCᵀ)A`` and minimises the residual over
+    ``span[U, V]``; the new ``U`` is spanned by the ``k`` harmonic Ritz vectors of smallest
+    harmonic Ritz value. Without a recycle state the first cycle is a GMRES(m) cycle.
 
     ``run(A, b, x0, state=...)`` starts from the :class:`RecycleState` of a previous, similar,
     system and returns the new one in ``Solution.state``. One ``step`` is one restart cycle;
-    ``num_steps`` counts cycles.
+    ``num_steps`` counts cycles. Differences from PETSc/HPDDM: classical Gram–Schmidt (one pass
+    by default), and the harmonic Ritz problem is solved as a standard eigenproblem.
 
     Args:
       restart: the subspace size ``m`` (``m − k`` Arnoldi steps per cycle).
@@ -750,6 +850,7 @@ class GCRODR(_Krylov):
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.linear import GCRODR
       >>> A = jnp.diag(jnp.arange(1.0, 31.0)) + jnp.eye(30, k=1)
       >>> solver = GCRODR(restart=10, recycle=4)
       >>> first = solver.run(A, jnp.ones(30))
@@ -855,7 +956,17 @@ class GCRODR(_Krylov):
 
     def init(self, A: Any, b: Any, x0: Any = None, *, state: RecycleState | None = None
              ) -> GCRODRState:  # fmt: skip
-        """The state before the first cycle, the recycle step done (arguments as :meth:`run`)."""
+        """The state before the first cycle, the recycle step done.
+
+        Args:
+          A: the matrix or callable, as in :meth:`run`.
+          b: ``(n,)`` right-hand side.
+          x0: initial guess (``None``: zero).
+          state: the :class:`RecycleState` of a previous solve (``None``: none yet).
+
+        Returns:
+          The :class:`GCRODRState` after projecting the residual off ``C = AU``.
+        """
         _, op, b, x0, target = _prepare_manual(self, A, b, x0)
         self._m(op.n)
         rec = self._state_in(state, op.n, b.dtype)
@@ -864,7 +975,16 @@ class GCRODR(_Krylov):
         return _gcrodr_init(op.mv, self._precond(), b, x, r, mv, target, rec.U, rec.valid)
 
     def step(self, state: GCRODRState, A: Any, b: Any) -> GCRODRState:
-        """One restart cycle (arguments as :meth:`run`)."""
+        """One restart cycle.
+
+        Args:
+          state: the current :class:`GCRODRState`.
+          A: the matrix or callable, as in :meth:`run`.
+          b: ``(n,)`` right-hand side.
+
+        Returns:
+          The :class:`GCRODRState` after the cycle.
+        """
         solver, op, b, _, _ = _prepare_manual(self, A, b, None)
         return _gcrodr_cycle(op.mv, self._precond(), b, state, self._m(op.n), solver.max_steps,
                              self.reorthogonalize)  # fmt: skip
@@ -884,22 +1004,35 @@ def gcrodr(
     reorthogonalize: bool = False,
     throw: bool = True,
 ) -> Solution:
-    """GCRO-DR(``restart``, ``recycle``) from an optional recycle ``state`` (module docstring).
+    """GCRO-DR(``restart``, ``recycle``) from an optional recycle ``state``.
+
+    ``GCRODR(restart, recycle, tol, max_steps, preconditioner, reorthogonalize, throw)``
+    ``.run(A, b, x0, state=state)``; see :class:`GCRODR`.
 
     Args:
-      A, b, x0, state: as :meth:`GCRODR.run`.
-      restart, recycle, tol, max_steps, preconditioner, reorthogonalize, throw: as
-        :class:`GCRODR`.
+      A: a matrix (dense, BCOO/BCSR, :class:`~jaxopt_papers.linear.DiaMatrix`, a lineax
+        operator) or a callable ``x ↦ Ax``.
+      b: ``(n,)`` right-hand side.
+      x0: initial guess (``None``: zero).
+      restart: the subspace size ``m`` (PETSc/HPDDM's 40).
+      recycle: the recycle dimension ``k < m`` (PETSc/HPDDM's 20).
+      tol: relative residual target (``None``: :func:`default_tol`).
+      max_steps: cap on products with ``A`` (``None``: ``min(10n, 10000)``).
+      state: the :class:`RecycleState` of a previous solve (``None``: none yet).
+      preconditioner: right preconditioner ``r ↦ M⁻¹r``, or ``None``.
+      reorthogonalize: a second Gram–Schmidt pass per step (CGS2).
+      throw: raise on failure (``False``: return the code in ``result``).
 
     Returns:
       The :class:`~jaxopt_papers.Solution`; pass its ``.state`` to the next, similar, system.
 
     Example:
       >>> import jax.numpy as jnp
-      >>> A = jnp.diag(jnp.arange(1.0, 21.0))
-      >>> sol = gcrodr(A, jnp.ones(20), restart=8, recycle=3)
-      >>> bool(jnp.allclose(A @ sol.x, jnp.ones(20), atol=1e-3)), sol.state.U.shape
-      (True, (20, 3))
+      >>> from jaxopt_papers.linear import gcrodr
+      >>> A = jnp.diag(jnp.arange(1.0, 31.0)) + jnp.eye(30, k=1)
+      >>> sol = gcrodr(A, jnp.ones(30), restart=10, recycle=4)
+      >>> bool(jnp.allclose(A @ sol.x, jnp.ones(30), atol=1e-3)), sol.state.U.shape
+      (True, (30, 4))
     """
     solver = GCRODR(restart, recycle, tol, max_steps, preconditioner, reorthogonalize, throw)
     return solver.run(A, b, x0, state=state)

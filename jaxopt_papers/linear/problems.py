@@ -11,9 +11,16 @@ The Gaussian random field follows the FNO/SKR data generators: spectral coeffici
 i.i.d. complex normal weights, real part of the inverse FFT scaled by ``s²``, zero mean mode.
 Face coefficients are the arithmetic means of ``a`` at the two nodes (FNO's solver uses the same
 5-point stencil).
+
+Differences from the reference code: the random fields come from JAX's PRNG, so samples match
+the FNO/SKR generators in distribution, not draw for draw; the matrices are assembled directly as
+:class:`~jaxopt_papers.linear.DiaMatrix`; the Poisson and Helmholtz sequences are this library's
+own test problems.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -28,9 +35,23 @@ __all__ = ["SystemSequence", "darcy", "gaussian_random_field", "helmholtz", "poi
 class SystemSequence(eqx.Module):
     """``N`` systems ``A⁽ⁱ⁾x = b⁽ⁱ⁾`` on an ``m × m`` interior grid (``n = m²``).
 
-    ``operators``: a :class:`DiaMatrix` with a leading axis ``N`` (``operators[i]`` is one
-    system); ``rhs`` ``(N, n)``; ``params`` ``(N, p)`` what each system was generated from (for
-    SKR's sorting); ``grid`` ``m``."""
+    Made by :func:`darcy`, :func:`poisson` and :func:`helmholtz`; ``len(seq)`` is ``N`` and
+    ``seq.to_scipy(i)`` the ``i``-th matrix as ``scipy.sparse``. Feed it to
+    :func:`solve_sequence` as ``(seq.operators, seq.rhs, seq.params)``.
+
+    Args:
+      operators: a :class:`DiaMatrix` with a leading axis ``N`` (``operators[i]`` is one system).
+      rhs: the right-hand sides, ``(N, n)``.
+      params: ``(N, p)``, what each system was generated from (the features of SKR's sorting).
+      grid: ``m``, the interior grid points per side (static).
+
+    Example:
+      >>> import jax
+      >>> from jaxopt_papers import linear
+      >>> seq = linear.poisson(jax.random.key(0), 2, s=6)  # 2 systems on a 4 x 4 grid
+      >>> len(seq), seq.rhs.shape, seq.grid, seq.operators[0].shape
+      (2, (2, 16), 4, (16, 16))
+    """
 
     operators: DiaMatrix
     rhs: jax.Array
@@ -40,14 +61,45 @@ class SystemSequence(eqx.Module):
     def __len__(self) -> int:
         return self.rhs.shape[0]
 
-    def to_scipy(self, i: int):
+    def to_scipy(self, i: int) -> Any:
+        """The ``i``-th matrix as a ``scipy.sparse.csr_array``.
+
+        Args:
+          i: the index of the system.
+
+        Returns:
+          The matrix ``A⁽ⁱ⁾``.
+        """
         return self.operators[i].to_scipy()
 
 
 def gaussian_random_field(
     key: jax.Array, num: int, s: int, alpha: float = 2.5, tau: float = 7.0
 ) -> jax.Array:
-    """``(num, s, s)`` samples of the FNO Gaussian random field (module docstring)."""
+    """``(num, s, s)`` samples of the FNO Gaussian random field (periodic, zero mean).
+
+    The FNO/SKR data generators' field: spectral coefficients ``σ(4π²|κ|² + τ²)^(−α/2)``,
+    ``σ = τ^(α − 1)``, i.i.d. complex normal weights, the real part of the inverse FFT scaled
+    by ``s²``, the mean mode set to zero. Larger ``α`` gives smoother samples, larger ``τ``
+    shorter correlation lengths.
+
+    Args:
+      key: a JAX random key.
+      num: the number of samples.
+      s: the grid points per side.
+      alpha: the smoothness ``α`` (default 2.5, FNO's Darcy data).
+      tau: the inverse length scale ``τ`` (default 7, FNO's Darcy data).
+
+    Returns:
+      The samples, shape ``(num, s, s)``.
+
+    Example:
+      >>> import jax
+      >>> from jaxopt_papers import linear
+      >>> w = linear.gaussian_random_field(jax.random.key(0), 2, 6)
+      >>> w.shape, abs(float(w[0].mean())) < 1e-6  # the mean mode is zero
+      ((2, 6, 6), True)
+    """
     kx = jnp.fft.fftfreq(s, 1.0 / s)
     k2 = kx[:, None] ** 2 + kx[None, :] ** 2
     sigma = tau ** (0.5 * (2 * alpha - 2))
@@ -83,7 +135,30 @@ def darcy(
     key: jax.Array, num_systems: int, s: int = 102, alpha: float = 2.5, tau: float = 7.0
 ) -> SystemSequence:
     """Darcy flow ``−∇·(a∇u) = 1``, ``a = exp(GRF(α, τ))``: ``num_systems`` systems of size
-    ``(s − 2)²``; ``params`` is the flattened ``log a``."""
+    ``(s − 2)²``; ``params`` is the flattened ``log a``.
+
+    The dataset of FNO and of the SKR paper (``s = 102`` gives ``n = 10⁴`` unknowns): 5-point
+    finite differences on the unit square with zero Dirichlet data, face coefficients the means
+    of ``a`` at the two nodes. Every matrix is symmetric positive definite (for CG).
+
+    Args:
+      key: a JAX random key.
+      num_systems: ``N``, the number of systems.
+      s: grid points per side, boundary included (default 102, the SKR paper's).
+      alpha: the smoothness of the random field (default 2.5, FNO's).
+      tau: the inverse length scale of the random field (default 7, FNO's).
+
+    Returns:
+      A :class:`SystemSequence`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxopt_papers import linear
+      >>> seq = linear.darcy(jax.random.key(0), 2, s=6)
+      >>> A = seq.operators[1].todense()
+      >>> A.shape, bool(jnp.allclose(A, A.T)), bool(jnp.all(jnp.linalg.eigvalsh(A) > 0))
+      ((16, 16), True, True)
+    """
     V.check_int("darcy", "num_systems", num_systems, low=1)
     V.check_int("darcy", "s", s, low=3)
     w = gaussian_random_field(key, num_systems, s, alpha, tau)
@@ -95,7 +170,26 @@ def darcy(
 def poisson(key: jax.Array, num_systems: int, s: int = 102, modes: int = 5) -> SystemSequence:
     """``−Δu = f``, zero Dirichlet data, ``f(x, y) = Σ_{p,q<modes} c_pq T_p(2x−1) T_q(2y−1)``
     (Chebyshev series with ``c ~ N(0, 1)/(1 + p + q)²``); one matrix, ``N`` right-hand sides;
-    ``params`` are the coefficients."""
+    ``params`` are the coefficients.
+
+    Args:
+      key: a JAX random key.
+      num_systems: ``N``, the number of right-hand sides.
+      s: grid points per side, boundary included (default 102).
+      modes: Chebyshev modes per direction of the right-hand side.
+
+    Returns:
+      A :class:`SystemSequence` (every operator is the same 5-point Laplacian).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxopt_papers import linear
+      >>> seq = linear.poisson(jax.random.key(0), 2, s=6)  # h = 1/5 on a 4 x 4 interior grid
+      >>> T = 2 * jnp.eye(4) - jnp.eye(4, k=1) - jnp.eye(4, k=-1)
+      >>> lap = (jnp.kron(jnp.eye(4), T) + jnp.kron(T, jnp.eye(4))) / 0.2**2
+      >>> bool(jnp.allclose(seq.operators[0].todense(), lap)), seq.params.shape
+      (True, (2, 25))
+    """
     V.check_int("poisson", "num_systems", num_systems, low=1)
     V.check_int("poisson", "s", s, low=3)
     m = s - 2
@@ -114,7 +208,26 @@ def helmholtz(
     """``−Δu − k²u = 1``, zero Dirichlet data, ``k = k0·exp(spread·GRF(2.5, 7))``;
     ``params`` is the flattened ``k``. ``k0 = 10`` puts a few eigenvalues of ``−Δ`` below
     ``k²`` (indefinite): at ``s = 102`` restarted GMRES(40) stagnates while deflation
-    (GCRO-DR) converges."""
+    (GCRO-DR) converges.
+
+    Args:
+      key: a JAX random key.
+      num_systems: ``N``, the number of systems.
+      s: grid points per side, boundary included (default 102).
+      k0: the mean wavenumber.
+      spread: the log-amplitude of the wavenumber's random field.
+
+    Returns:
+      A :class:`SystemSequence` of symmetric, possibly indefinite matrices.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxopt_papers import linear
+      >>> A = linear.helmholtz(jax.random.key(0), 2, s=6).operators[0].todense()
+      >>> eig = jnp.linalg.eigvalsh(A)
+      >>> bool(jnp.allclose(A, A.T)), bool(eig.min() < 0 < eig.max())  # indefinite
+      (True, True)
+    """
     V.check_int("helmholtz", "num_systems", num_systems, low=1)
     V.check_int("helmholtz", "s", s, low=3)
     k = k0 * jnp.exp(spread * gaussian_random_field(key, num_systems, s))

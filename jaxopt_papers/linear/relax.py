@@ -86,8 +86,9 @@ class SOR(eqx.Module):
 
     Example:
       >>> import jax.numpy as jnp
-      >>> A = jnp.array([[4.0, -1.0], [-1.0, 4.0]])
       >>> from jaxopt_papers import RESULTS
+      >>> from jaxopt_papers.linear import SOR
+      >>> A = jnp.array([[4.0, -1.0], [-1.0, 4.0]])
       >>> sol = SOR(omega=1.1).run(A, jnp.array([3.0, 3.0]))
       >>> sol.x.round(4).tolist(), bool(sol.result == RESULTS.successful)
       ([1.0, 1.0], True)
@@ -197,7 +198,16 @@ class SOR(eqx.Module):
         return x, RESULTS.where(valid, aux["code"], RESULTS.invalid_input), stats
 
     def init(self, A: Any, b: Any, x0: Any = None) -> SORState:
-        """The state before the first iteration (arguments as :meth:`run`)."""
+        """The state before the first iteration.
+
+        Args:
+          A: the matrix, as in :meth:`run`.
+          b: the ``(n,)`` right-hand side.
+          x0: the initial guess (``None``: zero).
+
+        Returns:
+          The :class:`SORState` at ``x0`` (``error`` 1, ``num_steps`` 0).
+        """
         _, M, b, x0 = self._setup(A, b, x0)
         x = jnp.zeros_like(b) if x0 is None else x0
         r = b - _mv(M, x)
@@ -205,7 +215,16 @@ class SOR(eqx.Module):
         return SORState(x, r, norm0, jnp.ones((), b.dtype), jnp.zeros((), jnp.int32))
 
     def step(self, state: SORState, A: Any, b: Any) -> SORState:
-        """One SOR iteration (arguments as :meth:`run`)."""
+        """One SOR iteration ``x ← x + (D/ω + L)⁻¹ (b − Ax)``.
+
+        Args:
+          state: the current :class:`SORState`.
+          A: the matrix, as in :meth:`run`.
+          b: the ``(n,)`` right-hand side.
+
+        Returns:
+          The next :class:`SORState` (``error = ‖b − Ax‖/‖r₀‖``).
+        """
         solver, M, b, _ = self._setup(A, b, None)
         x = state.x + Triangular(M, solver.omega, True).solve(state.r)
         r = b - _mv(M, x)
@@ -214,8 +233,15 @@ class SOR(eqx.Module):
 
 
 class SORState(eqx.Module):
-    """The state of :class:`SOR` between iterations: ``x``, ``r = b − Ax``, ``norm0``
-    (``‖r₀‖``), ``error`` (``‖r‖/‖r₀‖``) and ``num_steps``."""
+    """The state of :class:`SOR` between iterations.
+
+    Attributes:
+      x: the current iterate.
+      r: its residual ``b − Ax``.
+      norm0: ``‖r₀‖``, the norm of the initial residual.
+      error: ``‖r‖/‖r₀‖``, the stopping quantity.
+      num_steps: iterations done (int32).
+    """
 
     x: jax.Array
     r: jax.Array
@@ -246,8 +272,15 @@ def sor(
     """SOR with relaxation ``omega`` until ``‖b − Ax‖ < tol·‖b − Ax₀‖`` (:class:`SOR`).
 
     Args:
-      A, b, x0: as :meth:`SOR.run`.
-      omega, tol, max_steps, throw: as :class:`SOR`.
+      A: a dense matrix or a :class:`~jaxopt_papers.linear.DiaMatrix` (small sparse and
+        lineax operators are made dense).
+      b: the ``(n,)`` right-hand side.
+      omega: the relaxation ``ω ∈ (0, 2)`` (``1``: Gauss–Seidel).
+      x0: the initial guess (``None``: zero).
+      tol: the relative residual target (``None``: ``1e-8`` in float64, ``1e-5`` in float32).
+      max_steps: cap on iterations (the reference's 10,000).
+      throw: raise when ``tol`` is not reached (off by default: in a tuning loop the cap is
+        the cost of a bad ``ω``).
 
     Returns:
       The :class:`~jaxopt_papers.Solution` (``.x``, ``.num_steps``: the cost, ``.residual``,
@@ -255,8 +288,14 @@ def sor(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> int(sor(jnp.array([[2.0, 0.0], [0.0, 4.0]]), jnp.ones(2)).num_steps)
+      >>> from jaxopt_papers.linear import optimal_omega, sor
+      >>> int(sor(jnp.array([[2.0, 0.0], [0.0, 4.0]]), jnp.ones(2)).num_steps)  # diagonal: exact
       1
+      >>> A = 2 * jnp.eye(20) - jnp.eye(20, k=1) - jnp.eye(20, k=-1)
+      >>> slow = int(sor(A, jnp.ones(20), 1.0).num_steps)  # Gauss–Seidel
+      >>> fast = int(sor(A, jnp.ones(20), float(optimal_omega(A))).num_steps)
+      >>> fast < slow
+      True
     """
     return SOR(omega, tol, max_steps, throw).run(A, b, x0)
 
@@ -269,13 +308,16 @@ def ssor_pcg(A: Any, b: Any, omega: float = 1.0, *, tol: float | None = None,
       A: an SPD matrix (dense or :class:`~jaxopt_papers.linear.DiaMatrix`).
       b: ``(n,)`` right-hand side.
       omega: SSOR's relaxation in ``(0, 2)``.
-      tol, max_steps, throw: as :class:`~jaxopt_papers.linear.CG`.
+      tol: CG's relative residual target (``None``: :func:`default_tol` of the dtype).
+      max_steps: cap on CG's iterations.
+      throw: raise when ``tol`` is not reached (off by default, as :func:`sor`).
 
     Returns:
       The :class:`~jaxopt_papers.Solution` of CG; the cost of an instance is ``num_matvecs``.
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.linear import ssor_pcg
       >>> A = jnp.array([[4.0, -1.0], [-1.0, 4.0]])
       >>> ssor_pcg(A, jnp.array([3.0, 3.0]), 1.2).x.round(5).tolist()
       [1.0, 1.0]
@@ -286,7 +328,25 @@ def ssor_pcg(A: Any, b: Any, omega: float = 1.0, *, tol: float | None = None,
 
 def optimal_omega(A: Any) -> jax.Array:
     """``ω* = 1 + (β/(1 + √(1 − β²)))²``, ``β = ρ(I − D⁻¹A)`` (Young's formula; dense
-    eigenvalues, so for moderate ``n``)."""
+    eigenvalues, so for moderate ``n``).
+
+    The asymptotically optimal SOR relaxation for consistently ordered matrices (e.g. the
+    5-point Laplacian), the "instance-optimal" baseline of Learning to Relax.
+
+    Args:
+      A: a square matrix with a non-zero diagonal (dense or
+        :class:`~jaxopt_papers.linear.DiaMatrix`).
+
+    Returns:
+      ``ω*``, a scalar array.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.linear import optimal_omega
+      >>> A = 2 * jnp.eye(4) - jnp.eye(4, k=1) - jnp.eye(4, k=-1)  # β = cos(π/5)
+      >>> round(float(optimal_omega(A)), 6), round(2 / (1 + float(jnp.sin(jnp.pi / 5))), 6)
+      (1.259616, 1.259616)
+    """
     M = as_matrix("optimal_omega", A)
     dense = M.todense() if hasattr(M, "todense") else M
     J = jnp.eye(dense.shape[0], dtype=dense.dtype) - dense / jnp.diagonal(dense)[:, None]
@@ -303,7 +363,25 @@ def shifted_laplacian_stream(
     (``"low"``), as the reference's ``learning.m``, and
     ``b_t`` standard Gaussian rejected until ``‖b‖ ≤ √n``.
 
-    Returns ``(A (n, n), c (num,), b (num, n))``; ``A + c[t]·I`` is instance ``t``."""
+    Args:
+      key: a JAX random key.
+      num: the number of instances.
+      variance: ``"high"`` (``Beta(0.5, 1.5)`` offsets) or ``"low"`` (``Beta(2, 6)``).
+      side: interior grid points per side (``n = side²``; the reference uses 10).
+
+    Returns:
+      ``(A, c, b)`` with shapes ``(n, n)``, ``(num,)`` and ``(num, n)``; ``A + c[t]·I`` and
+      ``b[t]`` are instance ``t``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxopt_papers.linear import shifted_laplacian_stream
+      >>> A, c, b = shifted_laplacian_stream(jax.random.key(0), 3, side=4)
+      >>> A.shape, c.shape, b.shape
+      ((16, 16), (3,), (3, 16))
+      >>> bool(jnp.all((c >= -0.15) & (c <= 0.45))), bool(jnp.all(jnp.linalg.norm(b, axis=1) <= 4))
+      (True, True)
+    """
     V.check_int("shifted_laplacian_stream", "num", num, low=1)
     V.check_int("shifted_laplacian_stream", "side", side, low=2)
     V.check_choice("shifted_laplacian_stream", "variance", variance, ("high", "low"))
@@ -352,8 +430,30 @@ def _check_cost(owner: str, cost: Any) -> float:
 
 
 class TsallisINF:
-    """Tsallis-INF bandit over a grid of ``ω`` (module docstring). ``propose()`` then
-    ``update(cost)``, alternately."""
+    """Tsallis-INF bandit over a grid of ``ω``: ``propose()`` then ``update(cost)``, alternately.
+
+    Learning to Relax's non-contextual learner (regret against the best fixed ``ω`` in
+    hindsight). With ``η_t = 2/√t`` it plays ``i ~ p``, ``p_i = 4(η(K_i/s − x))⁻²`` (``x`` the
+    normaliser, 20 Newton steps from −1); after a cost ``ℓ``, ``K_i += (ℓ − 1)/p_i`` and ``s``
+    is the mean observed cost minus 1. Host-side Python with a numpy generator: draws match the
+    MATLAB reference in distribution, not draw for draw.
+
+    Args:
+      grid: the candidate ``ω`` values in ``(0, 2)`` (default ``linspace(1, 1.95, 20)``, the
+        reference's).
+      seed: the numpy generator's seed.
+
+    Example:
+      >>> from jaxopt_papers.linear import TsallisINF
+      >>> def cost(omega):  # a synthetic iteration count, smallest at ω = 1.5
+      ...     return 1 + 20 * abs(omega - 1.5)
+      >>> learner = TsallisINF(seed=0)
+      >>> for _ in range(30):
+      ...     learner.update(cost(learner.propose()))
+      >>> p = learner.probabilities()
+      >>> p.shape, round(float(p.sum()), 6)
+      ((20,), 1.0)
+    """
 
     def __init__(self, grid: Any = None, *, seed: int = 0) -> None:
         self.grid = _grid("TsallisINF", np.linspace(1.0, 1.95, 20) if grid is None else grid)
@@ -369,6 +469,7 @@ class TsallisINF:
         return len(self.costs) + 1
 
     def probabilities(self) -> np.ndarray:
+        """The current sampling distribution over ``grid`` (sums to 1)."""
         eta = 2.0 / np.sqrt(self.t)
         x = -1.0
         for _ in range(20):
@@ -377,6 +478,7 @@ class TsallisINF:
         return p
 
     def propose(self) -> float:
+        """Draw the next ``ω`` (then call :meth:`update` with its cost)."""
         if self.index is not None:
             raise RuntimeError("TsallisINF.propose: call update(cost) for the last proposal first.")
         p = self.probabilities()
@@ -389,6 +491,7 @@ class TsallisINF:
         return float(self.grid[self.index])
 
     def update(self, cost: Any) -> None:
+        """Record the cost (iterations, ``≥ 1``) of the last proposed ``ω``."""
         if self.index is None:
             raise RuntimeError("TsallisINF.update: call propose() first.")
         cost = _check_cost("TsallisINF", cost)
@@ -400,7 +503,29 @@ class TsallisINF:
 
 
 class TsallisINFCB:
-    """Tsallis-INF per bin of a scalar context in ``[low, high]`` (``bins`` equal bins)."""
+    """Tsallis-INF per bin of a scalar context in ``[low, high]`` (``bins`` equal bins).
+
+    Learning to Relax's simple contextual baseline: the context interval is cut into ``bins``
+    equal bins and each bin runs its own :class:`TsallisINF`. ``propose(context)`` then
+    ``update(cost)``, alternately.
+
+    Args:
+      low: the smallest context.
+      high: the largest context (``> low``).
+      grid: the candidate ``ω`` values (default ``linspace(1, 1.95, 20)``).
+      bins: the number of bins.
+      seed: the seed of the first bin's generator (bin ``i`` uses ``seed + i``).
+
+    Example:
+      >>> from jaxopt_papers.linear import TsallisINFCB
+      >>> def cost(omega):  # a synthetic iteration count, smallest at ω = 1.5
+      ...     return 1 + 20 * abs(omega - 1.5)
+      >>> learner = TsallisINFCB(-0.15, 0.45, bins=3, seed=0)
+      >>> for t in range(12):
+      ...     learner.update(cost(learner.propose(-0.15 + 0.05 * t)))
+      >>> [len(b.costs) for b in learner.learners]  # four contexts fell in each bin
+      [4, 4, 4]
+    """
 
     def __init__(self, low: float, high: float, grid: Any = None, *, bins: int = 5,
                  seed: int = 0) -> None:  # fmt: skip
@@ -413,12 +538,14 @@ class TsallisINFCB:
         self.active: TsallisINF | None = None
 
     def propose(self, context: float) -> float:
+        """Draw the next ``ω`` for this context (then call :meth:`update` with its cost)."""
         frac = (float(context) - self.low) / (self.high - self.low)
         i = int(np.clip(np.floor(frac * len(self.learners)), 0, len(self.learners) - 1))
         self.active = self.learners[i]
         return self.active.propose()
 
     def update(self, cost: Any) -> None:
+        """Record the cost (iterations, ``≥ 1``) of the last proposed ``ω``."""
         if self.active is None:
             raise RuntimeError("TsallisINFCB.update: call propose(context) first.")
         self.active.update(cost)
@@ -427,7 +554,32 @@ class TsallisINFCB:
 
 class ChebCB:
     """ChebCB contextual bandit: Chebyshev regression of each action's cost on a scalar context
-    in ``[low, high]`` and inverse-gap-weighted sampling (module docstring)."""
+    in ``[low, high]`` and inverse-gap-weighted sampling.
+
+    Learning to Relax's contextual learner (regret against the instance-optimal ``ω``). Each
+    action's cost is regressed on Chebyshev polynomials ``T_0..T_{degree−1}`` of the rescaled
+    context (least squares, box-constrained when the plain solution leaves the box of decaying
+    coefficients: scipy's ``lsq_linear`` where the reference calls MATLAB's ``lsqlin``), and the
+    action is drawn by inverse-gap weighting (SquareCB): ``p_i = 1/(d + η(ŷ_i − ŷ_min))`` for
+    the non-greedy actions. ``propose(context)`` then ``update(cost)``, alternately.
+
+    Args:
+      low: the smallest context (the reference: the diagonal offset ``c`` of ``A + cI``).
+      high: the largest context (``> low``).
+      grid: the candidate ``ω`` values (default ``linspace(1, 1.95, 20)``, the reference's).
+      degree: the number ``m`` of Chebyshev features.
+      seed: the numpy generator's seed.
+
+    Example:
+      >>> from jaxopt_papers.linear import ChebCB
+      >>> def cost(omega):  # a synthetic iteration count, smallest at ω = 1.5
+      ...     return 1 + 20 * abs(omega - 1.5)
+      >>> learner = ChebCB(-0.15, 0.45, seed=0)
+      >>> for t in range(12):
+      ...     learner.update(cost(learner.propose(-0.15 + 0.05 * t)))
+      >>> len(learner.costs), learner.theta.shape  # one regression per action
+      (12, (20, 6))
+    """
 
     def __init__(self, low: float, high: float, grid: Any = None, *, degree: int = 6,
                  seed: int = 0) -> None:  # fmt: skip
@@ -451,6 +603,7 @@ class ChebCB:
         return np.polynomial.chebyshev.chebvander(z, self.m - 1).reshape(-1)
 
     def propose(self, context: float) -> float:
+        """Draw the next ``ω`` for this context (then call :meth:`update` with its cost)."""
         if self._pending is not None:
             raise RuntimeError("ChebCB.propose: call update(cost) for the last proposal first.")
         f = self._features(context)
@@ -465,6 +618,7 @@ class ChebCB:
         return float(self.grid[i])
 
     def update(self, cost: Any) -> None:
+        """Record the cost (iterations, ``≥ 1``) of the last proposed ``ω`` and refit."""
         from scipy.optimize import lsq_linear
 
         if self._pending is None:

@@ -14,6 +14,11 @@ a few percent of the entries.
 
 The index arrays are shared by a batch: ``data`` (and ``tail_data``) may carry leading axes (one
 matrix per system of a sequence, with one sparsity pattern), indexed with ``A[i]``.
+
+Differences from the reference code: the layout is the "hybrid" (HYB) format of Bell & Garland's
+CUDA sparse kernels (ELL plus a COO tail), stored column-slot-major as above; unlike
+``jax.experimental.sparse`` (BCOO/BCSR) the sparsity pattern is concrete (fixed at construction)
+and only the values are traced and differentiated.
 """
 
 from __future__ import annotations
@@ -248,7 +253,8 @@ class EllMatrix(eqx.Module):
         """From coordinates: ``A[rows[j], cols[j]] += values[j]``.
 
         Args:
-          rows, cols: concrete integer arrays in ``[0, n)``.
+          rows: the row indices, a concrete integer array in ``[0, n)``.
+          cols: the column indices, a concrete integer array in ``[0, n)``.
           values: the values (numpy or JAX; differentiable when JAX), integers become floats.
           n: the size.
 

@@ -26,6 +26,9 @@ every later update (optax's optimizers behave the same). Wrap the optimizer in
 the optimizer state left unchanged) and training goes on; after ``max_consecutive_errors``
 bad steps in a row the updates are applied anyway, so that a persistent problem shows.
 
+Differences from the reference code: each optimizer's module (and its function's docstring)
+lists its own; defaults are the reference code's throughout.
+
 Example:
   >>> import jax.numpy as jnp, optax
   >>> import jaxopt_papers as jop

@@ -388,9 +388,25 @@ def scale_by_adamp(
 ) -> optax.GradientTransformationExtraArgs:
     """AdamP's direction ``u / bc1 + weight_decay * r * p``, before the learning rate.
 
-    The projected Adam step plus the decay (see the module docstring); chain it with
-    ``optax.scale_by_learning_rate`` to get the reference code's step. ``update`` needs
-    ``params``.
+    The projected Adam step plus the decay; chain it with ``optax.scale_by_learning_rate`` to
+    get the reference code's step (that is :func:`adamp`). ``update`` needs ``params``. With
+    ``t`` the step, ``bc1 = 1 - b1^t``, ``bc2 = 1 - b2^t``, ``p`` the pre-step parameters::
+
+        m <- b1 m + (1 - b1) g ;   v <- b2 v + (1 - b2) g²
+        u  = m / (sqrt(v) / sqrt(bc2) + eps)      (nesterov: b1 m + (1 - b1) g on top)
+        u, r = project(p, g, u)                   (r = wd_ratio if a view fires, else 1)
+        direction = u / bc1 + weight_decay r p
+
+    ``project`` (leaves with ``ndim > 1`` only) tries a view with one row per output channel,
+    then the whole tensor as one row; the first view whose largest cosine
+    ``|<g_i, p_i>| / (‖g_i‖ ‖p_i‖)`` (norms floored at ``eps``) is below
+    ``delta / sqrt(row length)`` fires, and the radial part ``p̂_i <p̂_i, u_i>``
+    (``p̂_i = p_i / (‖p_i‖ + eps)``) is removed from each row.
+
+    Defaults are the reference code's (clovaai/AdamP ``adamp.py``): ``b1=0.9``, ``b2=0.999``,
+    ``eps=1e-8``, ``weight_decay=0``, ``delta=0.1``, ``wd_ratio=0.1``, ``nesterov=False``.
+    The channel axis is the last one (JAX layout) where the reference code, on torch tensors,
+    uses axis 0: pass ``channel_axis=0`` for torch-layout weights.
 
     Args:
       b1: decay rate of the first moment, in ``[0, 1)``.
@@ -449,6 +465,29 @@ def adamp(
 ) -> optax.GradientTransformationExtraArgs:
     """AdamP (Heo et al., ICLR 2021), as the official code.
 
+    Paper: "AdamP: Slowing Down the Slowdown for Momentum Optimizers on Scale-invariant
+    Weights", arXiv:2006.08217; reference code clovaai/AdamP. Adam whose update loses its
+    radial component on scale-invariant weights (a kernel followed by a normalisation layer:
+    its gradient is orthogonal to it, and momentum would only grow its norm). With ``t`` the
+    step, ``bc1 = 1 - b1^t``, ``bc2 = 1 - b2^t`` and ``p`` the pre-step parameters::
+
+        m <- b1 m + (1 - b1) g ;   v <- b2 v + (1 - b2) g²
+        u  = m / (sqrt(v) / sqrt(bc2) + eps)      (nesterov: b1 m + (1 - b1) g on top)
+        u, r = project(p, g, u)                   (r = wd_ratio if a view fires, else 1)
+        p <- p - lr (u / bc1 + weight_decay r p)
+
+    ``project`` (leaves with ``ndim > 1`` only) tries a view with one row per output channel,
+    then the whole tensor as one row; the first view whose largest cosine
+    ``|<g_i, p_i>| / (‖g_i‖ ‖p_i‖)`` (norms floored at ``eps``) is below
+    ``delta / sqrt(row length)`` fires, and the radial part ``p̂_i <p̂_i, u_i>``
+    (``p̂_i = p_i / (‖p_i‖ + eps)``) is removed from each row.
+
+    Defaults are the reference code's: ``learning_rate=1e-3``, ``b1=0.9``, ``b2=0.999``,
+    ``eps=1e-8``, ``weight_decay=0``, ``delta=0.1``, ``wd_ratio=0.1``, ``nesterov=False``.
+    Difference: the channel axis is the last one (JAX layout: a flax Dense kernel is
+    ``(in, out)``) where the reference code, on torch tensors, uses axis 0; pass
+    ``channel_axis=0`` for torch-layout weights.
+
     Args:
       learning_rate: a number or a schedule of the step count.
       b1: decay rate of the first moment, in ``[0, 1)``.
@@ -477,6 +516,9 @@ def adamp(
       >>> grads = {"w": jnp.full((3, 2), 0.5), "b": jnp.ones(2)}
       >>> updates, state = tx.update(grads, state, params)
       >>> params = optax.apply_updates(params, updates)
+      >>> # g parallel to w: no projection; first step 1 - lr (1 + wd) = 0.99899
+      >>> print(round(float(params["w"][0, 0]), 5))
+      0.99899
     """
     V.check_learning_rate("adamp", learning_rate)
     return optax.chain(
@@ -593,9 +635,19 @@ def scale_by_sgdp(
 ) -> optax.GradientTransformationExtraArgs:
     """SGDP's direction ``u + weight_decay * r / (1 - momentum) * p``, before the learning rate.
 
-    The projected momentum step plus the decay (see the module docstring); chain it with
-    ``optax.scale_by_learning_rate`` to get the reference code's step. ``update`` needs
-    ``params``.
+    The projected momentum step plus the decay; chain it with ``optax.scale_by_learning_rate``
+    to get the reference code's step (that is :func:`sgdp`). ``update`` needs ``params``::
+
+        buf <- momentum buf + (1 - dampening) g        (buf starts at 0)
+        u    = g + momentum buf  (nesterov)   or   u = buf
+        u, r = project(p, g, u)                        (r = wd_ratio if a view fires, else 1)
+        direction = u + weight_decay r p / (1 - momentum)
+
+    ``project`` is AdamP's (see :func:`scale_by_adamp`). Without ``nesterov`` the stored
+    buffer becomes the projected ``u``, as in the reference code's in-place projection.
+    Defaults are the reference code's (clovaai/AdamP ``sgdp.py``): ``momentum=0``,
+    ``dampening=0``, ``eps=1e-8``, ``weight_decay=0``, ``delta=0.1``, ``wd_ratio=0.1``,
+    ``nesterov=False``; ``channel_axis=-1`` (JAX layout; the reference code uses axis 0).
 
     Args:
       momentum: the momentum, in ``[0, 1)``.
@@ -652,6 +704,21 @@ def sgdp(
 ) -> optax.GradientTransformationExtraArgs:
     """SGDP (Heo et al., ICLR 2021), as the official code.
 
+    Paper: "AdamP: Slowing Down the Slowdown for Momentum Optimizers on Scale-invariant
+    Weights", arXiv:2006.08217; reference code clovaai/AdamP ``sgdp.py``. SGD with momentum
+    whose update loses its radial component on scale-invariant weights::
+
+        buf <- momentum buf + (1 - dampening) g        (buf starts at 0)
+        u    = g + momentum buf  (nesterov)   or   u = buf
+        u, r = project(p, g, u)                        (r = wd_ratio if a view fires, else 1)
+        p   <- p - lr (u + weight_decay r p / (1 - momentum))
+
+    ``project`` is AdamP's (see :func:`adamp`). Defaults are the reference code's:
+    ``learning_rate`` required, ``momentum=0``, ``dampening=0``, ``eps=1e-8``,
+    ``weight_decay=0``, ``delta=0.1``, ``wd_ratio=0.1``, ``nesterov=False``; its README trains
+    with ``lr=0.1``, ``momentum=0.9``, ``nesterov=True``, ``weight_decay=1e-5``. Difference:
+    ``channel_axis=-1`` (JAX layout) where the reference code uses axis 0.
+
     Args:
       learning_rate: a number or a schedule of the step count (required, as in the reference).
       momentum: the momentum, in ``[0, 1)``.
@@ -680,6 +747,9 @@ def sgdp(
       >>> grads = {"w": jnp.full((3, 2), 0.5), "b": jnp.ones(2)}
       >>> updates, state = tx.update(grads, state, params)
       >>> params = optax.apply_updates(params, updates)
+      >>> # u = 0.5 + 0.9 * 0.5; w = 1 - 0.1 (0.95 + 1e-5 / 0.1)
+      >>> print(round(float(params["w"][0, 0]), 5))
+      0.90499
     """
     V.check_learning_rate("sgdp", learning_rate)
     return optax.chain(

@@ -87,6 +87,24 @@ def scale_by_adan(
 ) -> optax.GradientTransformationExtraArgs:
     """Adan's direction ``u`` (before the learning rate and weight decay), official conventions.
 
+    Paper: Xie et al., "Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing Deep
+    Models", arXiv:2208.06677; reference code sail-sg/Adan ``adan.py``.
+
+    Betas follow the reference code's convention (the paper's ``β`` are the code's ``1 - β``:
+    code ``(0.98, 0.92, 0.99)`` = paper ``(0.02, 0.08, 0.01)``). With ``g`` the gradient
+    (clipped to the global norm ``max_grad_norm`` when it is > 0) and ``Δ = g - g_prev``
+    (``Δ = 0`` at the first step)::
+
+        m <- b1 m + (1 - b1) g
+        d <- b2 d + (1 - b2) Δ
+        n <- b3 n + (1 - b3) (g + b2 Δ)²
+        u  = (m / (1 - b1^t) + b2 d / (1 - b2^t)) / (sqrt(n / (1 - b3^t)) + eps)
+
+    :func:`adan` adds the learning rate and the weight decay. Defaults are the reference
+    code's: ``b1=0.98``, ``b2=0.92``, ``b3=0.99``, ``eps=1e-8`` (outside the square root, as in
+    the code; the paper puts it inside), ``max_grad_norm=0`` (off). ``optax.scale_by_adan``
+    differs: it weighs ``Δ`` by ``1 - b2`` where the reference code uses ``b2``.
+
     Args:
       b1: decay rate of ``m`` (code convention: the paper's ``1 - β1``), in ``[0, 1)``.
       b2: decay rate of ``d`` and weight of the gradient difference, in ``[0, 1)``.
@@ -179,6 +197,26 @@ def adan(
 ) -> optax.GradientTransformationExtraArgs:
     """Adan as the reference code: proximal weight decay unless ``no_prox=True``.
 
+    Paper: Xie et al., "Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing Deep
+    Models", arXiv:2208.06677 (Algorithm 1); reference code sail-sg/Adan ``adan.py``.
+
+    Betas follow the reference code's convention (the paper's ``β`` are the code's ``1 - β``:
+    code ``(0.98, 0.92, 0.99)`` = paper ``(0.02, 0.08, 0.01)``). With ``g`` the gradient
+    (clipped to the global norm ``max_grad_norm`` when it is > 0) and ``Δ = g - g_prev``
+    (``Δ = 0`` at the first step)::
+
+        m <- b1 m + (1 - b1) g
+        d <- b2 d + (1 - b2) Δ
+        n <- b3 n + (1 - b3) (g + b2 Δ)²
+        u  = (m / (1 - b1^t) + b2 d / (1 - b2^t)) / (sqrt(n / (1 - b3^t)) + eps)
+        x <- (x - lr u) / (1 + lr λ)          (proximal weight decay, the default)
+        x <- x (1 - lr λ) - lr u              (no_prox=True, AdamW-style)
+
+    Defaults are the reference code's: ``learning_rate=1e-3``, ``b1=0.98``, ``b2=0.92``,
+    ``b3=0.99``, ``eps=1e-8``, ``weight_decay=0`` (its README trains with 0.02),
+    ``no_prox=False``, ``max_grad_norm=0`` (off). Unlike ``optax.adan`` (which weighs ``Δ`` by
+    ``1 - b2`` and decays AdamW-style), this follows the reference code's trajectory.
+
     Args:
       learning_rate: a number or a schedule of the step count.
       b1: decay rate of ``m`` (code convention: the paper's ``1 - β1``), in ``[0, 1)``.
@@ -205,6 +243,9 @@ def adan(
       >>> tx = jop.adan(1e-3, weight_decay=0.02)
       >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
       >>> params = optax.apply_updates(params, updates)
+      >>> # first step: u = 1, then the proximal decay (1 - 1e-3) / (1 + 1e-3 * 0.02)
+      >>> print(round(float(params["w"][0, 0]), 5))
+      0.99898
     """
     V.check_learning_rate("adan", learning_rate)
     V.check_weight_decay("adan", weight_decay)

@@ -64,6 +64,17 @@ def scale_by_diffgrad(
 ) -> optax.GradientTransformationExtraArgs:
     """diffGrad's direction ``sqrt(bc2)/bc1 · ξ m / (sqrt(v) + eps)``, before the learning rate.
 
+    Paper: Dubey et al., "diffGrad: An Optimization Method for Convolutional Neural Networks",
+    arXiv:1909.11015; reference code shivram1987/diffGrad ``diffGrad_v2.py``. Adam whose step
+    is damped by a friction coefficient ``ξ`` that is small where the gradient barely
+    changes (``bc1 = 1 - b1^t``, ``bc2 = 1 - b2^t``)::
+
+        m  <- b1 m + (1 - b1) g ;   v <- b2 v + (1 - b2) g²
+        ξ   = sigmoid(|g_prev - g|)          (g_prev = 0 at the first step; ξ in [0.5, 1))
+        direction = sqrt(bc2) / bc1 · ξ m / (sqrt(v) + eps) ;   g_prev <- g
+
+    Defaults are the reference code's: ``b1=0.9``, ``b2=0.999``, ``eps=1e-8``.
+
     Args:
       b1: decay rate of the first moment, in ``[0, 1)``.
       b2: decay rate of the second moment, in ``[0, 1)``.
@@ -133,6 +144,19 @@ def diffgrad(
 ) -> optax.GradientTransformationExtraArgs:
     """diffGrad with coupled L2 weight decay (``g <- g + λ x``), as the fixed v2 reference.
 
+    Paper: Dubey et al., "diffGrad: An Optimization Method for Convolutional Neural Networks",
+    arXiv:1909.11015; reference code shivram1987/diffGrad ``diffGrad_v2.py`` (v1 has an
+    aliasing bug). Adam whose step is damped by a friction coefficient ``ξ`` that is small
+    where the gradient barely changes (``bc1 = 1 - b1^t``, ``bc2 = 1 - b2^t``)::
+
+        g  <- g + λ x                         (coupled L2 weight decay)
+        m  <- b1 m + (1 - b1) g ;   v <- b2 v + (1 - b2) g²
+        ξ   = sigmoid(|g_prev - g|)          (g_prev = 0 at the first step; ξ in [0.5, 1))
+        x  <- x - lr sqrt(bc2) / bc1 · ξ m / (sqrt(v) + eps) ;   g_prev <- g
+
+    Defaults are the reference code's: ``learning_rate=1e-3``, ``b1=0.9``, ``b2=0.999``,
+    ``eps=1e-8``, ``weight_decay=0``. Differences from the reference code: none in the maths.
+
     Args:
       learning_rate: a number or a schedule of the step count.
       b1: decay rate of the first moment, in ``[0, 1)``.
@@ -154,6 +178,9 @@ def diffgrad(
       >>> tx = jop.diffgrad(1e-3, weight_decay=1e-4)
       >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
       >>> params = optax.apply_updates(params, updates)
+      >>> # first step: ξ = sigmoid(1), so x = 1 - 1e-3 · sigmoid(1) (up to eps)
+      >>> print(round(float(params["w"][0, 0]), 5))
+      0.99927
     """
     V.check_learning_rate("diffgrad", learning_rate)
     V.check_weight_decay("diffgrad", weight_decay)

@@ -72,6 +72,19 @@ def scale_by_exadam(
 ) -> optax.GradientTransformationExtraArgs:
     """EXAdam's direction ``(α_t/lr)(m̃ + g̃)/(sqrt(ṽ) + eps)``, before lr and weight decay.
 
+    Paper: Adly, "EXAdam: The Power of Adaptive Cross-Moments", arXiv:2412.20302; reference
+    code AhmedMostafa16/EXAdam ``exadam.py``. With ``t`` the step (from 1)::
+
+        m  <- b1 m + (1 - b1) g ;   v <- b2 v + (1 - b2) g²
+        d1  = 1 + b2^t v / (v + eps) ;   d2 = 1 + b1^t m² / (m² + eps)
+        m̃   = m d1 / (1 - b1^t) ;   ṽ = v d2 / (1 - b2^t) ;   g̃ = g d1 / (1 - b1^t)
+        direction = (α_t / lr) (m̃ + g̃) / (sqrt(ṽ) + eps)
+
+    with ``α_t = lr`` (reference code, the default) or the paper's ``α_t = lr ln(sqrt(2(t + 1)))``
+    (``dynamic_lr=True``). The first steps are much larger than Adam's (about ``16 lr`` at
+    ``t = 1``, about twice Adam's once ``b1^t`` is small): consider a warm-up.
+    Defaults are the reference code's: ``b1=0.9``, ``b2=0.999``, ``eps=1e-8``.
+
     Args:
       b1: decay rate of the first moment, in ``[0, 1)``.
       b2: decay rate of the second moment, in ``[0, 1)``.
@@ -148,7 +161,22 @@ def exadam(
     mu_dtype: Any = None,
     mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """EXAdam with decoupled weight decay ``x <- x(1 - lr λ) - α_t(...)``; see the module.
+    """EXAdam with decoupled weight decay ``x <- x(1 - lr λ) - α_t(...)``.
+
+    Paper: Adly, "EXAdam: The Power of Adaptive Cross-Moments", arXiv:2412.20302; reference
+    code AhmedMostafa16/EXAdam ``exadam.py``. Adam with cross-moment debiasing and a gradient
+    acceleration term ``g̃``. With ``t`` the step (from 1) and ``λ`` the weight decay::
+
+        m  <- b1 m + (1 - b1) g ;   v <- b2 v + (1 - b2) g²
+        d1  = 1 + b2^t v / (v + eps) ;   d2 = 1 + b1^t m² / (m² + eps)
+        m̃   = m d1 / (1 - b1^t) ;   ṽ = v d2 / (1 - b2^t) ;   g̃ = g d1 / (1 - b1^t)
+        x  <- x (1 - lr λ) - α_t (m̃ + g̃) / (sqrt(ṽ) + eps)
+
+    with ``α_t = lr`` (reference code, the default) or the paper's ``α_t = lr ln(sqrt(2(t + 1)))``
+    (``dynamic_lr=True``). The first steps are much larger than Adam's (about ``16 lr`` at
+    ``t = 1``, about twice Adam's once ``b1^t`` is small): consider a warm-up.
+    Defaults are the reference code's: ``learning_rate=1e-3``, ``b1=0.9``, ``b2=0.999``,
+    ``eps=1e-8``, ``weight_decay=0``. Differences from the reference code: none in the maths.
 
     Args:
       learning_rate: a number or a schedule of the step count.
@@ -173,6 +201,9 @@ def exadam(
       >>> tx = jop.exadam(1e-3, weight_decay=1e-2)
       >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
       >>> params = optax.apply_updates(params, updates)
+      >>> # the first step is about 16 lr (see above)
+      >>> print(round(float(params["w"][0, 0]), 5))
+      0.98404
     """
     V.check_learning_rate("exadam", learning_rate)
     V.check_weight_decay("exadam", weight_decay)

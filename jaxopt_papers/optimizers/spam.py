@@ -163,6 +163,23 @@ def scale_by_spam(
 ) -> optax.GradientTransformationExtraArgs:
     """SPAM's direction (warm-up scale and bias corrections included), before the learning rate.
 
+    Paper: Huang et al., "SPAM: Spike-Aware Adam with Momentum Reset for Stable LLM
+    Training", ICLR 2025, arXiv:2501.06842; reference code TianjinYellow/SPAM-Optimizer
+    ``galore_torch/SPAM.py``. With ``K`` the global step (from 1), ``c`` the warm-up counter
+    (``N + 1`` at the start, 0 after each reset), ``N = warmup_steps``, ``θ = threshold``,
+    ``ΔT = reset_interval`` and ``A = grad_accu_steps``::
+
+        scale = 1 - 0.99 (1 + cos(π c / (N + 1))) / 2      if c < N,  else 1
+        m, v  = 0, 0                                        if K mod ΔT == 0   (reset)
+        g     = sign(g) sqrt(θ v)   where g² > θ v          if θ ≠ 0, K ≥ A, K mod ΔT ≥ A
+        m     = b1 m + (1 - b1) g ;   v = b2 v + (1 - b2) g²
+        u     = scale sqrt(1 - b2^K) / (1 - b1^K) · m / (sqrt(v) + eps)
+
+    ``v`` in the clipping line is the second moment before this step. The direction is ``u``;
+    :func:`spam` adds the learning rate and the weight decay. Defaults are the official code's:
+    ``b1=0.9``, ``b2=0.999``, ``eps=1e-6``, ``warmup_steps=150``, ``threshold=5000``,
+    ``reset_interval=500``, ``grad_accu_steps=20``.
+
     Args:
       b1: decay rate of the first moment, in ``[0, 1)``.
       b2: decay rate of the second moment, in ``[0, 1)``.
@@ -278,7 +295,28 @@ def spam(
     mu_dtype: Any = None,
     mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """SPAM with the official step-then-decay weight decay (see the module docstring).
+    """SPAM with the official step-then-decay weight decay.
+
+    Paper: Huang et al., "SPAM: Spike-Aware Adam with Momentum Reset for Stable LLM
+    Training", ICLR 2025, arXiv:2501.06842; reference code TianjinYellow/SPAM-Optimizer
+    ``galore_torch/SPAM.py``. With ``K`` the global step (from 1), ``c`` the warm-up counter
+    (``N + 1`` at the start, 0 after each reset), ``N = warmup_steps``, ``θ = threshold``,
+    ``ΔT = reset_interval`` and ``A = grad_accu_steps``::
+
+        scale = 1 - 0.99 (1 + cos(π c / (N + 1))) / 2      if c < N,  else 1
+        m, v  = 0, 0                                        if K mod ΔT == 0   (reset)
+        g     = sign(g) sqrt(θ v)   where g² > θ v          if θ ≠ 0, K ≥ A, K mod ΔT ≥ A
+        m     = b1 m + (1 - b1) g ;   v = b2 v + (1 - b2) g²
+        u     = scale sqrt(1 - b2^K) / (1 - b1^K) · m / (sqrt(v) + eps)
+        x    <- (x - lr u) (1 - lr λ)                        (decay after the step)
+
+    ``v`` in the clipping line is the second moment before this step: after each reset the
+    moments restart from zero, the step is scaled by 0.01 and rises back to full size along a
+    half cosine over ``N`` steps, and spike clipping is off for ``A`` steps. Defaults are the
+    official code's: ``learning_rate=1e-3``, ``b1=0.9``, ``b2=0.999``, ``eps=1e-6``,
+    ``weight_decay=0``, ``warmup_steps=150``, ``threshold=5000``, ``reset_interval=500``,
+    ``grad_accu_steps=20``. The official sparse-momentum option (``density < 1``) is not
+    offered.
 
     Args:
       learning_rate: a number or a schedule of the step count.
@@ -306,6 +344,8 @@ def spam(
       >>> tx = jop.spam(1e-3, weight_decay=0.01)
       >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
       >>> params = optax.apply_updates(params, updates)
+      >>> print(round(float(params["w"][0, 0]), 5))  # (1 - 1e-3) (1 - 1e-5), up to eps
+      0.99899
     """
     V.check_learning_rate("spam", learning_rate)
     V.check_weight_decay("spam", weight_decay)

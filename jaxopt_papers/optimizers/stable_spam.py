@@ -170,6 +170,31 @@ def scale_by_stable_spam(
 ) -> optax.GradientTransformationExtraArgs:
     """Stable-SPAM's direction (clipping, AdaGN, Adam with resets), before lr and weight decay.
 
+    Paper: Huang et al., "Stable-SPAM: How to Train in 4-Bit More Stably than 16-Bit Adam",
+    arXiv:2502.17055; reference code TianjinYellow/StableSPAM ``galore_torch/stablespam.py``
+    (``variant="official"``, the default) and its port ``pytorch_optimizer.StableSPAM``
+    (``variant="pytorch_optimizer"``). Per tensor, with ``T`` the global step (from 1) and ``τ``
+    the Adam bias-correction step (reset at momentum resets); these are the
+    ``"pytorch_optimizer"`` equations, the official variant differs in the cosine factor, in the
+    step counts of the bias corrections of ``M``, ``mn``, ``vn``, in skipping zero-norm tensors
+    and in the timing of the reset (the module :mod:`jaxopt_papers.optimizers.stable_spam` lists
+    the four differences)::
+
+        s     = cosine factor from 1 down to eta_min over t_max steps (1 if t_max is None)
+        b1'   = b1 s,   γ1' = γ1 s                            (γ1 = -1 means γ1 = b1)
+        m, v  = 0, 0 and τ = 1   if T mod update_proj_gap == 0,  else τ = τ + 1
+        M     = θ M + (1 - θ) max|g|,    M̂ = M / (1 - θ^T)
+        g     = g / max|g| · M̂   where |g| > M̂                (adaptive spike clipping)
+        n     = ‖g‖₂,   mn = γ1' mn + (1 - γ1') n,   vn = γ2 vn + (1 - γ2) n²
+        g     = g / n · (mn / (1 - γ1'^T)) / (sqrt(vn / (1 - γ2^T)) + eps)   (AdaGN)
+        m     = b1' m + (1 - b1') g,     v = b2 v + (1 - b2) g²
+        u     = m / ((1 - b1'^τ) (sqrt(v) / sqrt(1 - b2^τ) + eps))
+
+    The direction is ``u``; :func:`stable_spam` adds the weight decay and the learning rate.
+    Defaults are the official code's (also pytorch_optimizer's): ``b1=0.9``, ``b2=0.999``,
+    ``gamma1=0.7``, ``gamma2=0.9``, ``theta=0.999`` (official ``gamma3``), ``t_max=None``
+    (official ``total_T``), ``eta_min=0.5``, ``update_proj_gap=1000``, ``eps=1e-8``.
+
     Args:
       b1: decay rate of the first moment (before the cosine factor), in ``[0, 1)``.
       b2: decay rate of the second moment, in ``[0, 1)``.
@@ -351,7 +376,33 @@ def stable_spam(
     mu_dtype: Any = None,
     mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Stable-SPAM with decoupled weight decay (see the module docstring).
+    """Stable-SPAM with decoupled weight decay.
+
+    Paper: Huang et al., "Stable-SPAM: How to Train in 4-Bit More Stably than 16-Bit Adam",
+    arXiv:2502.17055; reference code TianjinYellow/StableSPAM ``galore_torch/stablespam.py``
+    (``variant="official"``, the default) and its port ``pytorch_optimizer.StableSPAM``
+    (``variant="pytorch_optimizer"``). Per tensor, with ``T`` the global step (from 1) and ``τ``
+    the Adam bias-correction step (reset at momentum resets); these are the
+    ``"pytorch_optimizer"`` equations, the official variant differs in the cosine factor, in the
+    step counts of the bias corrections of ``M``, ``mn``, ``vn``, in skipping zero-norm tensors
+    and in the timing of the reset (the module :mod:`jaxopt_papers.optimizers.stable_spam` lists
+    the four differences)::
+
+        s     = cosine factor from 1 down to eta_min over t_max steps (1 if t_max is None)
+        b1'   = b1 s,   γ1' = γ1 s                            (γ1 = -1 means γ1 = b1)
+        m, v  = 0, 0 and τ = 1   if T mod update_proj_gap == 0,  else τ = τ + 1
+        M     = θ M + (1 - θ) max|g|,    M̂ = M / (1 - θ^T)
+        g     = g / max|g| · M̂   where |g| > M̂                (adaptive spike clipping)
+        n     = ‖g‖₂,   mn = γ1' mn + (1 - γ1') n,   vn = γ2 vn + (1 - γ2) n²
+        g     = g / n · (mn / (1 - γ1'^T)) / (sqrt(vn / (1 - γ2^T)) + eps)   (AdaGN)
+        m     = b1' m + (1 - b1') g,     v = b2 v + (1 - b2) g²
+        u     = m / ((1 - b1'^τ) (sqrt(v) / sqrt(1 - b2^τ) + eps))
+        x    <- x (1 - lr λ) - lr u
+
+    Defaults are the official code's (also pytorch_optimizer's): ``learning_rate=1e-3``,
+    ``b1=0.9``, ``b2=0.999``, ``gamma1=0.7``, ``gamma2=0.9``, ``theta=0.999`` (official
+    ``gamma3``), ``t_max=None`` (official ``total_T``), ``eta_min=0.5``, ``weight_decay=0``,
+    ``update_proj_gap=1000``, ``eps=1e-8``.
 
     Args:
       learning_rate: a number or a schedule of the step count.
@@ -383,6 +434,8 @@ def stable_spam(
       >>> tx = jop.stable_spam(1e-3, t_max=1000, weight_decay=0.01)
       >>> updates, state = tx.update({"w": jnp.ones((3, 2))}, tx.init(params), params)
       >>> params = optax.apply_updates(params, updates)
+      >>> print(round(float(params["w"][0, 0]), 5))  # 1 - 1e-3 (1 + 0.01), up to eps
+      0.99899
     """
     V.check_learning_rate("stable_spam", learning_rate)
     V.check_weight_decay("stable_spam", weight_decay)

@@ -4,6 +4,8 @@
 it (``init``/``step``/``run``) and return the library's :class:`~jaxopt_papers.Solution` with
 :class:`Potentials` as ``value`` and :class:`OTOutputs` (plan and costs) as ``aux``;
 :func:`sinkhorn` and :func:`sinkhorn_newton_sparse` are one-call wrappers.
+
+Differences from the reference code (ott-jax 0.6.0, the SNS paper): listed in each module.
 """
 
 from jaxopt_papers.ot.costs import euclidean, lp_cost, squared_euclidean

@@ -25,14 +25,52 @@ def _check(owner: str, x: jax.Array, y: jax.Array) -> None:
 
 
 def squared_euclidean(x: jax.Array, y: jax.Array) -> jax.Array:
-    """``C_ij = ‖x_i − y_j‖²``, computed as ‖x‖² + ‖y‖² − 2⟨x, y⟩ and clipped at 0."""
+    """``C_ij = ‖x_i − y_j‖²``, computed as ‖x‖² + ‖y‖² − 2⟨x, y⟩ and clipped at 0.
+
+    ott-jax's ``costs.SqEuclidean``; the usual ground cost of entropic OT (W₂²).
+
+    Args:
+      x: the first point cloud, shape ``(n, d)``.
+      y: the second point cloud, shape ``(m, d)``.
+
+    Returns:
+      The ``(n, m)`` cost matrix.
+
+    Raises:
+      ValueError: ``x`` and ``y`` are not 2-D with the same number of columns.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.ot import squared_euclidean
+      >>> squared_euclidean(jnp.array([[0.0, 0.0], [1.0, 1.0]]), jnp.array([[3.0, 4.0]])).tolist()
+      [[25.0], [13.0]]
+    """
     _check("squared_euclidean", x, y)
     sq = jnp.sum(x**2, axis=1)[:, None] + jnp.sum(y**2, axis=1)[None, :]
     return jnp.maximum(sq - 2 * x @ y.T, 0.0)
 
 
 def euclidean(x: jax.Array, y: jax.Array) -> jax.Array:
-    """``C_ij = ‖x_i − y_j‖`` (gradient 0 where ``x_i = y_j``)."""
+    """``C_ij = ‖x_i − y_j‖`` (gradient 0 where ``x_i = y_j``).
+
+    ott-jax's ``costs.Euclidean`` (W₁); its gradient is finite where two points coincide.
+
+    Args:
+      x: the first point cloud, shape ``(n, d)``.
+      y: the second point cloud, shape ``(m, d)``.
+
+    Returns:
+      The ``(n, m)`` cost matrix.
+
+    Raises:
+      ValueError: ``x`` and ``y`` are not 2-D with the same number of columns.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.ot import euclidean
+      >>> euclidean(jnp.array([[0.0, 0.0], [3.0, 4.0]]), jnp.array([[3.0, 4.0]])).tolist()
+      [[5.0], [0.0]]
+    """
     _check("euclidean", x, y)
     sq = squared_euclidean(x, y)
     positive = sq > 0
@@ -40,7 +78,29 @@ def euclidean(x: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def lp_cost(x: jax.Array, y: jax.Array, p: float = 1.0) -> jax.Array:
-    """``C_ij = Σ_k |x_ik − y_jk|^p`` (``p = 1``: the L1 ground cost of the SNS paper)."""
+    """``C_ij = Σ_k |x_ik − y_jk|^p`` (``p = 1``: the L1 ground cost of the SNS paper).
+
+    ott-jax's ``costs.PNormP``. It forms an ``(n, m, d)`` intermediate: for large clouds with
+    ``p = 2`` prefer :func:`squared_euclidean`.
+
+    Args:
+      x: the first point cloud, shape ``(n, d)``.
+      y: the second point cloud, shape ``(m, d)``.
+      p: the exponent, > 0 (default 1).
+
+    Returns:
+      The ``(n, m)`` cost matrix.
+
+    Raises:
+      ValueError: ``x`` and ``y`` are not 2-D with the same number of columns, or ``p <= 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.ot import lp_cost
+      >>> x, y = jnp.array([[0.0, 0.0]]), jnp.array([[1.0, -2.0], [0.5, 0.5]])
+      >>> lp_cost(x, y).tolist(), lp_cost(x, y, p=2.0).tolist()
+      ([[3.0, 1.0]], [[5.0, 0.5]])
+    """
     _check("lp_cost", x, y)
     if not p > 0:
         raise ValueError(f"lp_cost: `p` must be > 0, got {p!r}.")

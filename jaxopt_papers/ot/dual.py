@@ -26,6 +26,11 @@ mass-preserving directions (``Σȧ = Σḃ = 0``).
 optimum; ott-jax's ``reg_ot_cost`` takes the entropy relative to ``a⊗b`` and is larger by
 ``ε(H(a) + H(b))``, ``H(a) = −Σa log a``) is differentiated by Danskin's theorem, with the
 potentials held fixed: ``∂/∂C = P``, ``∂/∂a = f + ε``, ``∂/∂b = g``.
+
+Differences from the reference code (ott-jax 0.6.0): ``reg_cost`` is the entropy-regularised
+cost itself, not ott's ``reg_ot_cost`` (see above); the problem's values are checked (a result
+code under ``jit``) where ott runs on and returns NaN; gradients come from the gauge-fixed
+condition above (ott: the Schur complement of its own linear system, or unrolling).
 """
 
 from __future__ import annotations
@@ -108,7 +113,8 @@ class OTProblem(eqx.Module):
 
     Args:
       cost: ``(n, m)`` cost matrix.
-      a, b: positive weights, shapes ``(n,)`` and ``(m,)``, of equal total mass.
+      a: positive row weights, shape ``(n,)``.
+      b: positive column weights, shape ``(m,)``, of the same total mass as ``a``.
       epsilon: the (absolute) entropic regularisation ``ε > 0``.
 
     Returns:
@@ -140,9 +146,6 @@ class OTProblem(eqx.Module):
 
     def cost_summary(self) -> tuple[jax.Array, jax.Array]:
         """Whether every cost is finite, and the spread of the costs.
-
-        Args:
-          (none)
 
         Returns:
           ``(finite, std)``: a boolean scalar, and the standard deviation of the entries of at
@@ -193,10 +196,10 @@ class Potentials(eqx.Module):
     """Dual potentials ``(f, g)``: ``P_ij = exp((f_i + g_j − C_ij)/ε)`` (ott-jax's convention).
 
     Args:
-      f: ``(n,)`` potential of the rows; g: ``(m,)`` potential of the columns.
+      f: ``(n,)`` potential of the rows.
+      g: ``(m,)`` potential of the columns.
 
-    Returns:
-      The pair (solvers return the representative with ``Σf = Σg``).
+    Solvers return the representative of the pair with ``Σf = Σg``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -212,7 +215,7 @@ class Potentials(eqx.Module):
 class OTOutputs(eqx.Module):
     """What the OT solvers compute from the potentials (``Solution.aux``).
 
-    Attributes:
+    Args:
       plan: the ``(n, m)`` transport plan ``P``.
       transport_cost: ``⟨C, P⟩`` (differentiated through the plan).
       reg_cost: the entropic cost ``⟨C, P⟩ − εH(P)`` as the dual value (differentiated by

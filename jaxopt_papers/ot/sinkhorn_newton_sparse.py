@@ -2,7 +2,7 @@
 
 Tang, Shavlovsky, Rahmanian, Tardini, Thekumparampil, Xiao, Ying, "Accelerating Sinkhorn
 Algorithm with Sparse Newton Iterations", ICLR 2024, arXiv 2401.12253. No official code was
-found; this follows the paper's Algorithm 1 (as relayed in ``../shared/specs/solvers.md`` §2).
+found; this follows the paper's Algorithm 1.
 
 Stage 1: ``sinkhorn_steps`` log-domain Sinkhorn sweeps. Stage 2, Newton ascent on the concave
 dual ``D(f, g)`` (:mod:`jaxopt_papers.ot.dual`), until the L1 marginal error is ``≤ tol``:
@@ -295,7 +295,18 @@ def _solve(init_params: Potentials, solver: SinkhornNewtonSparse, problem: OTPro
 
 
 class SinkhornNewtonSparse(eqx.Module):
-    """Entropic OT by Sinkhorn–Newton–Sparse (see the module docstring).
+    """Entropic OT by Sinkhorn–Newton–Sparse (Tang et al., ICLR 2024, arXiv 2401.12253).
+
+    Stage 1 runs ``sinkhorn_steps`` Sinkhorn sweeps (the paper: 20). Stage 2 takes Newton steps
+    on the concave dual ``D(f, g) = ⟨a, f⟩ + ⟨b, g⟩ − ε Σ_ij exp((f_i + g_j − C_ij)/ε)``: the
+    Hessian ``−(1/ε)[[diag(P1), P̃], [P̃ᵀ, diag(Pᵀ1)]]`` uses the plan ``P̃`` sparsified to its
+    largest entries per row (16 by default, the paper's ``O(n)`` nonzeros), the direction
+    ``Δ`` solves it by Jacobi-preconditioned CG on the Schur complement (the gauge removed),
+    and a backtracking line search keeps ``D`` increasing (a Sinkhorn sweep when it cannot).
+    By default the full Hessian replaces the sparsified one when the kept entries hold less
+    than 99% of the plan's mass, and small ε is reached through ε-scaling stages; with
+    ``schedule="paper"`` the solver is the paper's Algorithm 1. The module docstring
+    (:mod:`jaxopt_papers.ot.sinkhorn_newton_sparse`) lists the differences from the paper.
 
     Args:
       tol: target L1 marginal error ``‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁``.
@@ -313,8 +324,10 @@ class SinkhornNewtonSparse(eqx.Module):
         ``ε / std(C)``: one stage when ``ε ≥ 0.02·std(C)``, else enough stages (at most 4) that
         the first, at ``ε·decay^(stages−1)``, is at or above ``0.02·std(C)`` (module docstring).
       epsilon_decay: ratio of consecutive stages' ε (default 10).
-      cg_max_steps, cg_rtol: the inner CG (default cap ``10(n + m)``: at small ε the Hessian is
-        ill-conditioned and an inexact Newton direction stalls the outer iteration).
+      cg_max_steps: cap on the inner CG's iterations (default ``10(n + m)``: at small ε the
+        Hessian is ill-conditioned and an inexact Newton direction stalls the outer iteration).
+      cg_rtol: the inner CG's floor on its relative tolerance (an inexact-Newton forcing term
+        tightens it as the error falls).
       fixed_steps: run a ``lax.scan`` of ``1 + max_newton_steps + stages − 1`` steps (frozen once
         converged) instead of a ``while`` loop: the mode for ``vmap``.
       implicit_diff: differentiate by the implicit function theorem (default), or through the
@@ -323,12 +336,11 @@ class SinkhornNewtonSparse(eqx.Module):
       throw: raise on failure (no convergence, invalid or non-finite input), or report it in
         ``Solution.result`` (``False``; needed under ``vmap``).
 
-    Returns:
-      The solver. ``run(problem, init_params=None)`` returns a :class:`~jaxopt_papers.Solution`
-      as :class:`~jaxopt_papers.ot.Sinkhorn` does, with ``stats`` ``num_steps`` (sweeps plus
-      Newton steps), ``error``, ``num_sinkhorn_steps``, ``num_newton_steps``, ``num_cg_steps``.
-      ``init``/``step`` expose the iteration: the first step is the warm start, each later step
-      one Newton step or, between ε stages, one Sinkhorn sweep.
+    ``run(problem, init_params=None)`` returns a :class:`~jaxopt_papers.Solution` as
+    :class:`~jaxopt_papers.ot.Sinkhorn` does, with ``stats`` ``num_steps`` (sweeps plus Newton
+    steps), ``error``, ``num_sinkhorn_steps``, ``num_newton_steps``, ``num_cg_steps``.
+    ``init``/``step`` expose the iteration: the first step is the warm start, each later step one
+    Newton step or, between ε stages, one Sinkhorn sweep.
 
     Example:
       >>> import jax.numpy as jnp
@@ -338,10 +350,12 @@ class SinkhornNewtonSparse(eqx.Module):
       ...                     0.01)
       >>> solver = SinkhornNewtonSparse(tol=1e-9)
       >>> sol = solver.run(problem)
-      >>> params, state = None, solver.init(None, problem)  # or step by step:
+      >>> import equinox as eqx
+      >>> step = eqx.filter_jit(solver.step)  # or step by step (jitted, or op by op)
+      >>> params, state = None, solver.init(None, problem)
       >>> errors = []
       >>> while not solver.done(state):
-      ...     params, state = solver.step(params, state, problem)
+      ...     params, state = step(params, state, problem)
       ...     errors.append(float(state.error))
       >>> int(state.num_steps) == int(sol.num_steps), errors[-1] <= 1e-9
       (True, True)
@@ -629,9 +643,21 @@ def sinkhorn_newton_sparse(
     Args:
       cost: ``(n, m)`` cost matrix; a, b: positive weights of equal total mass.
       epsilon: the (absolute) entropic regularisation ε.
-      tol, sinkhorn_steps, max_newton_steps, density, min_kept_mass, schedule, epsilon_stages,
-        epsilon_decay, cg_max_steps, cg_rtol, fixed_steps, throw, implicit_diff, linear_solve:
-        see :class:`SinkhornNewtonSparse`.
+      tol: target L1 marginal error (see :class:`SinkhornNewtonSparse` for this and the
+        following arguments).
+      sinkhorn_steps: warm-start Sinkhorn sweeps.
+      max_newton_steps: cap on the Newton steps.
+      density: fraction of each row kept in the sparsified Hessian.
+      min_kept_mass: the sparsified Hessian's least share of the plan's mass.
+      schedule: ``"auto"`` or ``"paper"``.
+      epsilon_stages: number of ε stages (``None``: automatic).
+      epsilon_decay: ratio of consecutive stages' ε.
+      cg_max_steps: cap on the inner CG's iterations.
+      cg_rtol: the inner CG's relative-tolerance floor.
+      fixed_steps: a fixed number of steps (for ``vmap``).
+      throw: raise on failure instead of returning the code.
+      implicit_diff: implicit (default) or unrolled differentiation.
+      linear_solve: the backward solve.
 
     Returns:
       The :class:`~jaxopt_papers.Solution`: ``sol.plan``, ``sol.f``, ``sol.g``,

@@ -86,7 +86,24 @@ def _soft(u: jax.Array, t: Any) -> jax.Array:
 
 
 def prox_none(x: Any, hyperparams: Any = None, scaling: Any = 1.0) -> Any:
-    """Prox of g = 0: the identity, ``x``. ``hyperparams`` and ``scaling`` are ignored."""
+    """Prox of g = 0: the identity, ``x``. ``hyperparams`` and ``scaling`` are ignored.
+
+    With it :class:`ProximalGradient` is plain (accelerated) gradient descent.
+
+    Args:
+      x: the point, any pytree of arrays.
+      hyperparams: ignored.
+      scaling: ignored.
+
+    Returns:
+      ``x`` itself.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import prox_none
+      >>> prox_none(jnp.array([1.0, -2.0]), 3.0).tolist()
+      [1.0, -2.0]
+    """
     del hyperparams, scaling
     return x
 
@@ -94,7 +111,20 @@ def prox_none(x: Any, hyperparams: Any = None, scaling: Any = 1.0) -> Any:
 def prox_lasso(x: Any, l1reg: Any = None, scaling: Any = 1.0) -> Any:
     """Soft thresholding, the prox of λ‖y‖₁: ``sign(x) · max(|x| − s·λ, 0)``.
 
-    ``l1reg`` (λ, default 1.0) is a scalar or a pytree like ``x`` (coordinate-wise weights).
+    Args:
+      x: the point, any pytree of arrays.
+      l1reg: ``λ ≥ 0`` (None: 1.0), a scalar or a pytree like ``x`` (coordinate-wise
+        weights).
+      scaling: ``s ≥ 0``, the step size of the proximal-gradient method (default 1.0).
+
+    Returns:
+      ``prox_{s·g}(x)``, a pytree like ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import prox_lasso
+      >>> prox_lasso(jnp.array([2.0, 0.3, -1.5]), 0.5).tolist()
+      [1.5, 0.0, -1.0]
     """
     l1reg = 1.0 if l1reg is None else l1reg
     lam = C.like_x("prox_lasso", "l1reg", l1reg, x)
@@ -105,7 +135,19 @@ def prox_lasso(x: Any, l1reg: Any = None, scaling: Any = 1.0) -> Any:
 def prox_non_negative_lasso(x: Any, l1reg: Any = None, scaling: Any = 1.0) -> Any:
     """Prox of λ‖y‖₁ restricted to y ≥ 0: ``max(x − s·λ, 0)``.
 
-    ``l1reg`` (λ, default 1.0) is a scalar or a pytree like ``x``.
+    Args:
+      x: the point, any pytree of arrays.
+      l1reg: ``λ ≥ 0`` (None: 1.0), a scalar or a pytree like ``x``.
+      scaling: ``s ≥ 0``, the step size of the proximal-gradient method (default 1.0).
+
+    Returns:
+      ``prox_{s·g}(x)``, a pytree like ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import prox_non_negative_lasso
+      >>> prox_non_negative_lasso(jnp.array([2.0, 0.3, -1.5]), 0.5).tolist()
+      [1.5, 0.0, 0.0]
     """
     l1reg = 1.0 if l1reg is None else l1reg
     lam = C.like_x("prox_non_negative_lasso", "l1reg", l1reg, x)
@@ -116,8 +158,25 @@ def prox_non_negative_lasso(x: Any, l1reg: Any = None, scaling: Any = 1.0) -> An
 def prox_elastic_net(x: Any, hyperparams: Any = None, scaling: Any = 1.0) -> Any:
     """Prox of λ(‖y‖₁ + γ/2‖y‖²): ``sign(x) · max(|x| − s·λ, 0) / (1 + s·λ·γ)``.
 
-    ``hyperparams = (l1reg, l2reg) = (λ, γ)`` (default ``(1.0, 1.0)``); each a scalar or a pytree
-    like ``x``. Note that γ multiplies λ: the quadratic weight is λγ/2, as in jaxopt.
+    Note that γ multiplies λ: the quadratic weight is λγ/2, as in jaxopt.
+
+    Args:
+      x: the point, any pytree of arrays.
+      hyperparams: the pair ``(l1reg, l2reg) = (λ, γ)``, both ``≥ 0`` (None:
+        ``(1.0, 1.0)``); each a scalar or a pytree like ``x``.
+      scaling: ``s ≥ 0``, the step size of the proximal-gradient method (default 1.0).
+
+    Returns:
+      ``prox_{s·g}(x)``, a pytree like ``x``.
+
+    Raises:
+      ValueError: ``hyperparams`` is not a pair, or a weight does not match ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import prox_elastic_net
+      >>> prox_elastic_net(jnp.array([2.0, 0.3, -1.5]), (0.5, 2.0)).tolist()  # (1.5, 0, -1) / 2
+      [0.75, 0.0, -0.5]
     """
     owner = "prox_elastic_net"
     if hyperparams is None:
@@ -142,8 +201,25 @@ def prox_group_lasso(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
     """Block soft thresholding, the prox of λ‖y‖₂: ``x · max(0, 1 − s·λ/‖x‖₂)``.
 
     The whole pytree ``x`` is one group (its norm is taken over all leaves); ``jax.vmap`` over
-    groups for several. ``l2reg`` (λ, default 1.0) is a scalar. At ``x = 0`` the value is 0 and
-    the derivatives are finite (Jacobian 0 for s·λ > 0, identity for s·λ = 0).
+    groups for several. At ``x = 0`` the value is 0 and the derivatives are finite (Jacobian 0
+    for s·λ > 0, identity for s·λ = 0; jaxopt's gradient there is NaN).
+
+    Args:
+      x: the point, any pytree of arrays.
+      l2reg: ``λ ≥ 0`` (None: 1.0), a scalar.
+      scaling: ``s ≥ 0``, the step size of the proximal-gradient method (default 1.0).
+
+    Returns:
+      ``prox_{s·g}(x)``, a pytree like ``x``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import prox_group_lasso
+      >>> prox_group_lasso(jnp.array([3.0, 4.0]), 2.5).tolist()  # ‖x‖ = 5: x · (1 − 2.5/5)
+      [1.5, 2.0]
+      >>> groups = jnp.array([[3.0, 4.0], [0.3, 0.4]])  # one group per row
+      >>> jax.vmap(prox_group_lasso, in_axes=(0, None))(groups, 2.5).tolist()
+      [[1.5, 2.0], [0.0, 0.0]]
     """
     owner = "prox_group_lasso"
     l2reg = 1.0 if l2reg is None else l2reg
@@ -163,8 +239,22 @@ def prox_group_lasso(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
 def prox_ridge(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
     """Prox of (λ/2)‖y‖²: ``x / (1 + s·λ)``.
 
-    ``l2reg`` (λ, default 1.0) is a scalar or a pytree like ``x``. (jaxopt computes the same
-    value but its docstring names the penalty λ‖y‖², whose prox would be ``x / (1 + 2sλ)``.)
+    jaxopt computes the same value but its docstring names the penalty λ‖y‖², whose prox would
+    be ``x / (1 + 2sλ)``.
+
+    Args:
+      x: the point, any pytree of arrays.
+      l2reg: ``λ ≥ 0`` (None: 1.0), a scalar or a pytree like ``x``.
+      scaling: ``s ≥ 0``, the step size of the proximal-gradient method (default 1.0).
+
+    Returns:
+      ``prox_{s·g}(x)``, a pytree like ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import prox_ridge
+      >>> [round(v, 4) for v in prox_ridge(jnp.array([2.0, -1.0]), 1.0, scaling=0.5).tolist()]
+      [1.3333, -0.6667]
     """
     l2reg = 1.0 if l2reg is None else l2reg
     lam = C.like_x("prox_ridge", "l2reg", l2reg, x)
@@ -175,7 +265,19 @@ def prox_ridge(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
 def prox_non_negative_ridge(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> Any:
     """Prox of (λ/2)‖y‖² restricted to y ≥ 0: ``max(x / (1 + s·λ), 0)``.
 
-    ``l2reg`` (λ, default 1.0) is a scalar or a pytree like ``x``.
+    Args:
+      x: the point, any pytree of arrays.
+      l2reg: ``λ ≥ 0`` (None: 1.0), a scalar or a pytree like ``x``.
+      scaling: ``s ≥ 0``, the step size of the proximal-gradient method (default 1.0).
+
+    Returns:
+      ``prox_{s·g}(x)``, a pytree like ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import prox_non_negative_ridge
+      >>> prox_non_negative_ridge(jnp.array([3.0, -1.0]), 2.0).tolist()  # max(x / 3, 0)
+      [1.0, 0.0]
     """
     l2reg = 1.0 if l2reg is None else l2reg
     lam = C.like_x("prox_non_negative_ridge", "l2reg", l2reg, x)
@@ -186,7 +288,25 @@ def prox_non_negative_ridge(x: Any, l2reg: Any = None, scaling: Any = 1.0) -> An
 def make_prox_from_projection(projection: Callable[[Any, Any], Any]) -> Callable[..., Any]:
     """The prox of the indicator of a convex set: ``prox(x, hp, scaling) = projection(x, hp)``.
 
-    The scaling is ignored (s·ι_C = ι_C for s > 0).
+    The scaling is ignored (s·ι_C = ι_C for s > 0). With it :class:`ProximalGradient` solves a
+    constrained problem (that is :class:`ProjectedGradient`).
+
+    Args:
+      projection: ``projection(x, hyperparams)``, the Euclidean projection onto the set, e.g.
+        one of this package's ``projection_*``.
+
+    Returns:
+      ``prox(x, hyperparams=None, scaling=1.0)``, named ``prox_from_<projection name>``.
+
+    Raises:
+      TypeError: ``projection`` is not callable.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import make_prox_from_projection, projection_box
+      >>> prox = make_prox_from_projection(projection_box)
+      >>> prox(jnp.array([2.0, -3.0, 0.5]), (-1.0, 1.0), 10.0).tolist()
+      [1.0, -1.0, 0.5]
     """
     if not callable(projection):
         raise TypeError(

@@ -36,7 +36,10 @@ Differences from the reference code:
   ``s·⟨∇f(x⁺) − ∇f(y), x⁺ − y⟩ ≤ ‖x⁺ − y‖²`` (the same test for quadratics; TFOCS's remedy).
   ``stable_linesearch=False`` is jaxopt's line search exactly.
 - Otherwise the iterates, step sizes and stopping rule are jaxopt's (a test replays them).
-  ``value_and_grad``/``has_aux``/``verbose`` are not offered.
+  ``verbose`` is not offered. jaxopt's ``value_and_grad=``/``has_aux=`` (``fun`` returns
+  ``(value, grad)``, ``(value, aux)`` or ``((value, aux), grad)``; ``aux`` at the last gradient
+  point is ``state.aux``), ``maxiter=``, ``implicit_diff_solve=`` and ``run(...,
+  hyperparams_proj=...)`` are accepted as in jaxopt.
 - Bad input is reported, never iterated on silently. Static problems raise at trace time,
   naming the argument: integer or empty ``init_params`` (``TypeError``/``ValueError``), a
   ``prox`` that does not take ``(x, hyperparams, scaling)`` or returns another structure or
@@ -61,6 +64,7 @@ import numpy as np
 import optax
 
 from jaxopt_papers import _validation as V
+from jaxopt_papers._solution import Solution
 from jaxopt_papers.implicit.optimality import prox_gradient_optimality
 from jaxopt_papers.implicit.solver import IterativeSolver
 from jaxopt_papers.proximal import _checks as C
@@ -70,13 +74,24 @@ __all__ = ["ProjectedGradient", "ProxGradState", "ProximalGradient"]
 
 
 class ProxGradState(eqx.Module):
-    """State of :class:`ProximalGradient`: step counter, next trial step, error, FISTA (y, t)."""
+    """State of :class:`ProximalGradient`: step counter, next trial step, error, FISTA (y, t).
+
+    Attributes:
+      num_steps: iterations taken (int32).
+      stepsize: the step the next iteration tries first (backtracking) or uses (fixed).
+      error: ``‖x_{k+1} − x_k‖ / s_{k+1}``, the stopping quantity (``inf`` at the start).
+      y: FISTA's extrapolated point (the iterate itself for ISTA).
+      t: FISTA's momentum scalar ``t_k`` (1 at the start).
+      aux: with ``has_aux=True``, the ``aux`` returned by ``fun`` at the last gradient point;
+        else ``None``.
+    """
 
     num_steps: jax.Array
     stepsize: jax.Array
     error: jax.Array
     y: Any
     t: jax.Array
+    aux: Any = None
 
 
 def _axpy(alpha: Any, x: Any, y: Any) -> Any:
@@ -109,7 +124,21 @@ def _accepts(fn: Callable, *args: Any, **kwargs: Any) -> str | None:
 
 
 class ProximalGradient(IterativeSolver):
-    """Proximal gradient / FISTA (see the module docstring).
+    """Proximal gradient / FISTA: ``min_x fun(x, *args) + g(x, hyperparams_prox)``.
+
+    Beck & Teboulle, "A Fast Iterative Shrinkage-Thresholding Algorithm for Linear Inverse
+    Problems", 2009; jaxopt 0.8.5's ``ProximalGradient`` is the reference code. With
+    ``prox = prox_g`` and ``s_k`` the step::
+
+        x_{k+1} = prox(y_k − s_k ∇fun(y_k), hyperparams_prox, s_k)
+        t_{k+1} = (1 + sqrt(1 + 4 t_k²)) / 2                      (FISTA; ISTA: y_k = x_k)
+        y_{k+1} = x_{k+1} + (t_k − 1) / t_{k+1} · (x_{k+1} − x_k)
+
+    until ``‖x_{k+1} − x_k‖ / s_{k+1} ≤ tol``. ``run`` is differentiable with respect to
+    ``hyperparams_prox``, ``args`` and ``kwargs`` by implicit differentiation of the fixed point
+    ``prox(x − ∇fun(x), hyperparams_prox, 1) = x``. Defaults are jaxopt's (``max_steps=500``,
+    ``maxls=15``, ``decrease_factor=0.5``, FISTA) except ``tol=1e-6`` (jaxopt: 1e-3, too loose
+    for accurate implicit gradients).
 
     Args:
       fun: smooth objective ``fun(x, *args, **kwargs) -> scalar``.
@@ -117,14 +146,36 @@ class ProximalGradient(IterativeSolver):
       stepsize: a positive number, a callable ``num_steps -> stepsize``, or ``None`` for
         backtracking.
       acceleration: FISTA (``True``) or ISTA.
-      tol, max_steps: stopping rule.
-      maxls, decrease_factor: backtracking.
+      tol: stop when ``‖x_{k+1} − x_k‖ / s_{k+1} ≤ tol``.
+      max_steps: iteration cap (jaxopt's ``maxiter``, also accepted).
+      maxls: most backtracking halvings per iteration.
+      decrease_factor: the step's shrink factor in backtracking, in ``(0, 1)``.
       stable_linesearch: when the sufficient-decrease test is below round-off, test the curvature
         with one extra gradient instead (``False``: jaxopt's test only, which stalls near
         ``tol ≈ 1e-9`` in float64).
       implicit_diff: implicit differentiation (``True``) or unrolled ``lax.scan`` (``False``).
       linear_solve: backward solve (``None``: ``LinearSolve(throw=throw)``).
       throw: raise on failure, or return the result code.
+      value_and_grad: ``fun`` returns ``(value, grad)`` itself (jaxopt's option; the gradient
+        must be differentiable for implicit differentiation).
+      has_aux: ``fun`` returns ``(value, aux)`` (with ``value_and_grad``: ``((value, aux),
+        grad)``); ``aux`` at the point of the last gradient is ``state.aux``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import ProximalGradient, prox_lasso
+      >>> X = jnp.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+      >>> y = jnp.array([1.0, 2.0, 0.0])
+      >>> fun = lambda w, X, y: 0.5 * jnp.sum((X @ w - y) ** 2)
+      >>> solver = ProximalGradient(fun, prox=prox_lasso, tol=1e-10)
+      >>> sol = solver.run(jnp.zeros(2), 0.1, X, y)  # lasso with l1reg = 0.1
+      >>> # both coefficients active: w = (XᵀX)⁻¹(Xᵀy − 0.1) = (0.6, 6.9) / 9
+      >>> [round(float(v), 4) for v in sol.params]
+      [0.0667, 0.7667]
+      >>> # implicit gradient of Σw in l1reg: −Σ (XᵀX)⁻¹ 1 = −5/9
+      >>> total = lambda lam: solver.run(jnp.zeros(2), lam, X, y).params.sum()
+      >>> round(float(jax.grad(total)(0.1)), 4)
+      -0.5556
     """
 
     fun: Callable = eqx.field(static=True)
@@ -139,6 +190,8 @@ class ProximalGradient(IterativeSolver):
     implicit_diff: bool = eqx.field(static=True, default=True)
     linear_solve: Any = None
     throw: bool = eqx.field(static=True, default=True)
+    value_and_grad: bool = eqx.field(static=True, default=False)
+    has_aux: bool = eqx.field(static=True, default=False)
 
     messages: ClassVar[dict[str, str]] = {
         "max_steps_reached": (
@@ -200,7 +253,7 @@ class ProximalGradient(IterativeSolver):
                 f"callable with signature {sig}."
             )
         try:
-            value = eqx.filter_eval_shape(self.fun, init_params, *args, **kwargs)
+            value = eqx.filter_eval_shape(self._value, init_params, *args, **kwargs)
         except (TypeError, ValueError) as err:
             raise ValueError(
                 f"{owner}: `fun` could not be evaluated at `init_params` of shapes "
@@ -237,12 +290,32 @@ class ProximalGradient(IterativeSolver):
         preds.append((df > 0) & (df < 1))
         return jnp.all(jnp.stack([jnp.all(p) for p in preds]))
 
-    def run(self, init_params: Any, hyperparams_prox: Any = None, *args: Any, **kwargs: Any):
+    def run(
+        self, init_params: Any, hyperparams_prox: Any = None, *args: Any, **kwargs: Any
+    ) -> Solution:
         """Solve from ``init_params``; differentiable in ``hyperparams_prox``, ``args``, ``kwargs``.
 
         Concrete hyperparameters out of range raise ``ValueError`` here (the library's proxes
         and projections check their own); traced ones give ``RESULTS.invalid_input``.
+
+        Args:
+          init_params: the starting point (any pytree of float arrays).
+          hyperparams_prox: the hyperparameters of ``prox`` (e.g. ``l1reg``); ``hyperparams_proj=``
+            (jaxopt's :class:`ProjectedGradient` keyword) is accepted as an alias.
+          *args: the data passed to ``fun``.
+          **kwargs: the keyword data passed to ``fun``.
+
+        Returns:
+          The :class:`~jaxopt_papers.Solution` (``params``, ``result``, ``stats`` with
+          ``num_steps`` and ``error``, ``state`` a :class:`ProxGradState`).
         """
+        if "hyperparams_proj" in kwargs:
+            if hyperparams_prox is not None:
+                raise TypeError(
+                    f"{type(self).__name__}.run: got both `hyperparams_prox` and its jaxopt "
+                    "alias `hyperparams_proj`; pass only one."
+                )
+            hyperparams_prox = kwargs.pop("hyperparams_proj")
         if any(not isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(hyperparams_prox)):
             leaves = jax.tree.leaves(init_params)
             if leaves and all(hasattr(v, "shape") for v in leaves):
@@ -260,15 +333,33 @@ class ProximalGradient(IterativeSolver):
         return self.prox(_axpy(-stepsize, grad, y), hyperparams_prox, stepsize)
 
     def init(self, init_params: Any, hyperparams_prox: Any, *args: Any, **kwargs: Any) -> Any:
-        del hyperparams_prox, args, kwargs
+        del hyperparams_prox
         dtype = _dtype(init_params)
+        aux = self._value_grad_aux(init_params, *args, **kwargs)[2] if self.has_aux else None
         return ProxGradState(
             num_steps=jnp.asarray(0, jnp.int32),
             stepsize=jnp.asarray(1.0, dtype),
             error=jnp.asarray(jnp.inf, dtype),
             y=init_params,
             t=jnp.asarray(1.0, dtype),
+            aux=aux,
         )
+
+    def _value(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """The objective's value at ``x`` (whatever ``value_and_grad``/``has_aux`` say)."""
+        out = self.fun(x, *args, **kwargs)
+        if self.value_and_grad:
+            out = out[0]
+        return out[0] if self.has_aux else out
+
+    def _value_grad_aux(self, x: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any, Any]:
+        """``(value, gradient, aux)`` at ``x`` (``aux`` is ``None`` unless ``has_aux``)."""
+        if self.value_and_grad:  # fun returns (value, grad) or ((value, aux), grad)
+            value, grad = self.fun(x, *args, **kwargs)
+        else:
+            value, grad = jax.value_and_grad(self.fun, has_aux=self.has_aux)(x, *args, **kwargs)
+        value, aux = value if self.has_aux else (value, None)
+        return value, grad, aux
 
     def _line_search(
         self, y: Any, value: Any, grad: Any, stepsize: Any, hp: Any, args: tuple, kwargs: dict
@@ -279,14 +370,14 @@ class ProximalGradient(IterativeSolver):
             x, s, i = carry
             diff = jax.tree.map(jnp.subtract, x, y)
             sq = optax.tree.norm(diff, squared=True)
-            fx = self.fun(x, *args, **kwargs)
+            fx = self._value(x, *args, **kwargs)
             decrease = s * (fx - value)
             bound = s * optax.tree.vdot(diff, grad) + 0.5 * sq
             if not self.stable_linesearch:
                 return (i < self.maxls) & (decrease > bound + eps)
 
             def curvature_too_high(_: None) -> jax.Array:
-                grad_x = jax.grad(self.fun)(x, *args, **kwargs)
+                grad_x = self._value_grad_aux(x, *args, **kwargs)[1]
                 dg = jax.tree.map(jnp.subtract, grad_x, grad)
                 return s * optax.tree.vdot(dg, diff) > sq
 
@@ -320,7 +411,7 @@ class ProximalGradient(IterativeSolver):
     ) -> tuple[Any, ProxGradState]:
         dtype = state.stepsize.dtype
         y = state.y if self.acceleration else params
-        value, grad = jax.value_and_grad(self.fun)(y, *args, **kwargs)
+        value, grad, aux = self._value_grad_aux(y, *args, **kwargs)
         if self.stepsize is None:
             x, s = self._line_search(y, value, grad, state.stepsize, hyperparams_prox, args, kwargs)
             next_stepsize = jnp.where(s <= 1e-6, 1.0, s / self.decrease_factor)
@@ -351,12 +442,18 @@ class ProximalGradient(IterativeSolver):
             error=jnp.asarray(error, dtype),
             y=next_y,
             t=next_t,
+            aux=aux,
         )
         return x, new_state
 
     def optimality_fn(self, params: Any, hyperparams_prox: Any, *args: Any, **kwargs: Any) -> Any:
         """``prox(x − ∇fun(x), hyperparams_prox, 1) − x`` (jaxopt's ``optimality_fun``)."""
-        F = prox_gradient_optimality(self.fun, self.prox, 1.0)
+        if self.value_and_grad:  # the gradient is the user's: no `jax.grad` of `fun`
+            grad = self._value_grad_aux(params, *args, **kwargs)[1]
+            with C.traced_checks("skip"):
+                moved = self.prox(_axpy(-1.0, grad, params), hyperparams_prox, 1.0)
+            return jax.tree.map(jnp.subtract, moved, params)
+        F = prox_gradient_optimality(self._value, self.prox, 1.0)
         with C.traced_checks("skip"):  # the values were checked by `run`
             return F(params, hyperparams_prox, *args, **kwargs)
 
@@ -366,8 +463,26 @@ def ProjectedGradient(fun: Callable, projection: Callable, **kwargs: Any) -> Pro
 
     ``run(init_params, hyperparams_projection, *args, **kwargs)`` minimises ``fun`` over the set
     onto which ``projection(x, hyperparams_projection)`` projects, e.g.
-    ``ProjectedGradient(fun, projection_simplex).run(x0, 1.0, X, y)``. Keyword arguments are
-    those of :class:`ProximalGradient`.
+    ``ProjectedGradient(fun, projection_simplex).run(x0, 1.0, X, y)``; the iteration is
+    ``x_{k+1} = projection(y_k − s_k ∇fun(y_k), hp)`` (accelerated by default), as jaxopt's
+    ``ProjectedGradient``.
+
+    Args:
+      fun: smooth objective ``fun(x, *args, **kwargs) -> scalar``.
+      projection: ``projection(x, hyperparams)``, e.g. one of this package's ``projection_*``.
+      **kwargs: the other settings of :class:`ProximalGradient` (``tol``, ``stepsize`` ...).
+
+    Returns:
+      A :class:`ProximalGradient` whose ``prox`` is the projection.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_papers.proximal import ProjectedGradient, projection_simplex
+      >>> fun = lambda w, c: 0.5 * jnp.sum((w - c) ** 2)  # the nearest point of the simplex
+      >>> sol = ProjectedGradient(fun, projection_simplex, tol=1e-10).run(
+      ...     jnp.ones(3) / 3, 1.0, jnp.array([0.5, 1.5, -1.0]))
+      >>> [round(float(v), 6) for v in sol.params]
+      [0.0, 1.0, 0.0]
     """
     if not callable(projection):
         raise TypeError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-AREAS = ("optimizers", "implicit", "proximal", "ot", "linear")
+AREAS = ("optimizers", "implicit", "proximal", "ot", "linear", "qp", "smooth", "fixed_point")
 
 
 def tables() -> dict[str, list]:
