@@ -31,7 +31,14 @@ LITERAL = re.compile(r"(\S)[ \t]*::[ \t]*$", flags=re.MULTILINE)
 SECTION = re.compile(r"^(\s*)(Args|Arguments|Parameters|Attributes|Other Parameters):\s*$")
 NAMES = re.compile(r"^(\s+)([*\w]+(?:\s*,\s*[*\w]+)+)\s*:(.*)$")
 NAME_LIST = re.compile(r"^\s+[*\w]+(?:\s*,\s*[*\w]+)*\s*,\s*$")
-EQX_MODULE = {"equinox.Module", "equinox._module.Module", "eqx.Module"}
+# flax linen modules are dataclasses too: their fields are the constructor arguments
+EQX_MODULE = {
+    "equinox.Module",
+    "equinox._module.Module",
+    "eqx.Module",
+    "flax.linen.Module",
+    "flax.linen.module.Module",
+}
 NAMED_TUPLE = {"typing.NamedTuple", "NamedTuple"}
 
 

@@ -51,8 +51,9 @@ class OSQP(BoxOSQP):
       matvec_Q: ``matvec_Q(params_Q, x) -> Qx`` (default: ``params_Q @ x``).
       matvec_A: ``matvec_A(params_A, x) -> Ax`` for the equalities (default: dense).
       matvec_G: ``matvec_G(params_G, x) -> Gx`` for the inequalities (default: dense).
-      **kwargs: the other settings of :class:`~jaxopt_papers.qp.BoxOSQP` (``tol``,
-        ``max_steps``, ``momentum``, ``throw`` ...), with its defaults.
+
+    The other settings (``tol``, ``max_steps``, ``momentum``, ``throw`` ...) are those of
+    :class:`~jaxopt_papers.qp.BoxOSQP`, with its defaults.
 
     Example:
       >>> import jax.numpy as jnp

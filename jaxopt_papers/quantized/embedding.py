@@ -31,7 +31,7 @@ __all__ = ["StableEmbedding"]
 class StableEmbedding(nn.Module):
     """Embedding with Xavier-uniform init and layer norm; keeps 32-bit optimizer state.
 
-    Attributes:
+    Args:
       num_embeddings: vocabulary size.
       features: embedding width.
       epsilon: the layer norm's epsilon.

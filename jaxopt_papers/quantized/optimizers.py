@@ -93,7 +93,13 @@ class Adam8bitState(NamedTuple):
 
 
 class Lion8bitState(NamedTuple):
-    """State of :func:`lion8bit`: ``count``, the momentum codes ``mu`` and ``mu_absmax``."""
+    """State of :func:`lion8bit`.
+
+    Attributes:
+      count: the number of updates so far.
+      mu: the momentum, per tensor ``uint8`` codes (or float32 for tensors kept in 32 bits).
+      mu_absmax: the per-block float32 scales of ``mu``'s codes.
+    """
 
     count: jax.Array
     mu: Any
@@ -101,7 +107,13 @@ class Lion8bitState(NamedTuple):
 
 
 class SGD8bitState(NamedTuple):
-    """State of :func:`sgd8bit`: ``count``, the momentum codes ``mu`` and ``mu_absmax``."""
+    """State of :func:`sgd8bit`.
+
+    Attributes:
+      count: the number of updates so far.
+      mu: the momentum, per tensor ``uint8`` codes (or float32 for tensors kept in 32 bits).
+      mu_absmax: the per-block float32 scales of ``mu``'s codes.
+    """
 
     count: jax.Array
     mu: Any

@@ -110,8 +110,20 @@ class LBFGSState(eqx.Module):
 
 
 class BFGSState(eqx.Module):
-    """State of :class:`BFGS`: as :class:`LBFGSState` with the dense inverse Hessian ``H``
-    (over the flattened parameters) instead of the histories."""
+    """State of :class:`BFGS`.
+
+    Attributes:
+      num_steps: the iteration count.
+      error: ``‖∇f‖₂`` at the iterate.
+      value: ``f`` at the iterate.
+      grad: ``∇f`` at the iterate.
+      stepsize: the last step size.
+      H: the dense inverse-Hessian approximation over the flattened parameters.
+      failed_linesearch: whether the last line search failed.
+      num_fun_evals: objective evaluations so far.
+      num_linesearch_steps: line-search trials so far.
+      aux: ``fun``'s auxiliary output with ``has_aux`` (else ``None``).
+    """
 
     num_steps: jax.Array
     error: jax.Array

@@ -60,10 +60,9 @@ def train(tx, params, state, steps=4, out_shardings=None):
     [
         lambda: Q.adamw8bit(1e-2),
         lambda: Q.lion8bit(1e-3, weight_decay=0.1),
-        lambda: Q.sgd8bit(1e-2),
         lambda: optax.chain(Q.quantize_state(optax.scale_by_adam()), optax.scale(-1e-2)),
     ],
-    ids=["adamw8bit", "lion8bit", "sgd8bit", "quantize_state"],
+    ids=["adamw8bit", "lion8bit", "quantize_state"],
 )
 def test_sharded_equals_single_device(make, mesh, request):
     # the wrapper runs optax's own arithmetic, whose sharded program may round a moment by an

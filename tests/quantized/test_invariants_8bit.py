@@ -41,9 +41,8 @@ ENTRIES = [
     # the 1-state kernel in its two forms
     Entry8("lion8bit", "lion8bit", dict(learning_rate=1e-3, weight_decay=0.1, min_8bit_size=0),
            STATIC, dict(learning_rate=0.03, weight_decay=0.0)),
-    Entry8("sgd8bit", "sgd8bit", dict(learning_rate=1e-2, weight_decay=0.01, min_8bit_size=0),
-           STATIC, dict(learning_rate=2e-3, weight_decay=0.0)),
 ]  # fmt: skip
+# sgd8bit shares the 1-state kernel with lion8bit; its trajectory is replayed in test_quantized.py
 IDS = [e.name for e in ENTRIES]
 pytestmark = pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 

@@ -74,10 +74,11 @@ def _box(name, solver, values):
 CASES = [
     _unconstrained("lbfgs-logreg", LBFGS(logreg, tol=1e-10, max_steps=200),
                    logreg, XC, YC, 8, (0.05, 0.1, 0.2)),
+    # BFGS and GradientDescent: the unrolled comparison runs on L-BFGS (same line-search loop)
     _unconstrained("bfgs-logreg", BFGS(logreg, tol=1e-10, max_steps=200),
-                   logreg, XC, YC, 8, (0.05, 0.1, 0.2)),
+                   logreg, XC, YC, 8, (0.05, 0.1, 0.2), unrolled=None),
     _box("lbfgsb-box-lsq", LBFGSB(lsq, tol=1e-11, max_steps=200), (0.12, 0.15, 0.18)),
     _unconstrained("gradient-descent-ridge",
                    GradientDescent(ridge, acceleration=False, tol=1e-12, max_steps=3000),
-                   ridge, XD, YD, 10, (1.0, 2.0, 4.0), fd_step=1e-4),
+                   ridge, XD, YD, 10, (1.0, 2.0, 4.0), fd_step=1e-4, unrolled=None),
 ]  # fmt: skip
