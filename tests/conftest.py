@@ -1,8 +1,10 @@
 """Test-suite configuration: float64 for oracle comparisons, shared paths."""
 
+import gc
 import pathlib
 
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
 
@@ -11,3 +13,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # tests/multidevice needs 8 simulated CPU devices, which must be configured before jax starts:
 # tests/test_multidevice.py runs it in its own process.
 collect_ignore = ["multidevice"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module.
+
+    Each compiled XLA:CPU program holds memory mappings of its own; a pytest-xdist worker that
+    runs half of this suite would otherwise pass the kernel's limit of 65,530 mappings per
+    process (`vm.max_map_count`) and abort inside a later compilation.
+    """
+    yield
+    jax.clear_caches()
+    gc.collect()
