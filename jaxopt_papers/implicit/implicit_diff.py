@@ -374,7 +374,10 @@ def _jaxopt_args(owner: str, name: str, fn: Any, alias: Any, has_aux: Any) -> An
         raise TypeError(f"{owner}: got both `{name}` and `{jaxopt_name}`; pass only one.")
     fn = alias if fn is None else fn
     if fn is None:
-        raise TypeError(f"{owner}: missing `{name}` (the first argument).")
+        raise TypeError(
+            f"{owner}: `{name}` must be callable, got None (pass it as the first argument, or "
+            f"as `{jaxopt_name}`)."
+        )
     if not isinstance(has_aux, (bool, np.bool_)):
         raise TypeError(
             f"{owner}: `has_aux` (the second positional argument, as in jaxopt) must be a bool, "
