@@ -174,12 +174,9 @@ def _warm_start(f, g, cost, a, b, epsilon, num_sweeps: int):
     return f, g
 
 
-def _newton_step(f, g, plan, rows, cols, error, cost, a, b, epsilon, tol, k, cg_max, cg_rtol):
-    """One (sparse if ``k < m``) Newton ascent step with Armijo backtracking.
-
-    Returns ``(f, g, plan, rows, cols, error, cg_steps)`` at the new point."""
-    m = cost.shape[1]
-    grad_f, grad_g = a - rows, b - cols
+def _direction(plan, rows, cols, grad_f, grad_g, error, epsilon, tol, k, cg_max, cg_rtol):
+    """The (sparse if ``k < m``) Newton direction ``(Δf, Δg)`` and its CG step count."""
+    m = plan.shape[1]
     if k >= m:  # dense Newton: plain matrix products
 
         def p_mv(v):
@@ -211,6 +208,28 @@ def _newton_step(f, g, plan, rows, cols, error, cost, a, b, epsilon, tol, k, cg_
     target = rtol * jnp.linalg.norm(rhs)
     df, _, cg_steps, _ = pcg(schur, rhs, target, cg_max, precond=lambda r: r / rows)
     dg = (epsilon * grad_g - pt_mv(df)) / cols
+    return df, dg, cg_steps
+
+
+def _newton_step(f, g, plan, rows, cols, error, cost, a, b, epsilon, tol, k, dense, cg_max,
+                 cg_rtol):  # fmt: skip
+    """One Newton ascent step with Armijo backtracking: sparsified to ``k`` entries per row
+    unless ``k ≥ m`` or ``dense`` (a traced bool: the choice is a conditional that only reads
+    the plan, so XLA does not copy it).
+
+    Returns ``(f, g, plan, rows, cols, error, cg_steps)`` at the new point."""
+    m = cost.shape[1]
+    grad_f, grad_g = a - rows, b - cols
+    args = (plan, rows, cols, grad_f, grad_g, error, epsilon, tol)
+    if k >= m:
+        df, dg, cg_steps = _direction(*args, m, cg_max, cg_rtol)
+    else:
+        df, dg, cg_steps = jax.lax.cond(
+            dense,
+            lambda args: _direction(*args, m, cg_max, cg_rtol),
+            lambda args: _direction(*args, k, cg_max, cg_rtol),
+            args,
+        )
 
     d0 = a @ f + b @ g - epsilon * jnp.sum(rows)
     slope = grad_f @ df + grad_g @ dg
@@ -289,7 +308,7 @@ def _solve(init_params: Potentials, solver: SinkhornNewtonSparse, problem: OTPro
                 carry,
             )
         params, state = jax.lax.while_loop(
-            lambda c: ~solver.done(c[1]), lambda c: solver._later_step(*c, problem), carry
+            lambda c: ~solver.done(c[1]), lambda c: solver._stage(*c, problem), carry
         )
     return dual.normalise_gauge(params), state
 
@@ -518,10 +537,7 @@ class SinkhornNewtonSparse(eqx.Module):
           ``(params, state)`` after the step.
         """
         p = dual.check_init(_OWNER, params, problem)
-        advance = (state.error <= self._stage_tol(state, problem)) & (
-            state.stage < state.num_stages - 1
-        )
-        index = jnp.where(advance, 1, 2)
+        index = jnp.where(self._advance(state, problem), 1, 2)
         if self.sinkhorn_steps:
             index = jnp.where(state.num_steps == 0, 0, index)
         branches = [
@@ -531,19 +547,31 @@ class SinkhornNewtonSparse(eqx.Module):
         ]
         return jax.lax.switch(index, branches, p, state)
 
-    def _later_step(self, p: Potentials, state: SNSState, problem: OTProblem):
-        """``step`` after the warm start: the next ε stage or a Newton step."""
-        advance = (state.error <= self._stage_tol(state, problem)) & (
+    def _advance(self, state: SNSState, problem: OTProblem) -> jax.Array:
+        """Whether the next step moves to the next ε stage (this one met its tolerance)."""
+        return (state.error <= self._stage_tol(state, problem)) & (
             state.stage < state.num_stages - 1
         )
+
+    def _stage(self, p: Potentials, state: SNSState, problem: OTProblem):
+        """After the warm start: the sweep into the next ε stage, or this stage's Newton steps
+        until it meets its tolerance or ``done`` (the same iterates as repeated ``step``; no
+        conditional around each Newton step, which would make XLA copy the plan)."""
+
+        def newton_loop(c):
+            return jax.lax.while_loop(
+                lambda c: ~self.done(c[1]) & ~self._advance(c[1], problem),
+                lambda c: self._newton(*c, problem),
+                c,
+            )
+
         if self._max_stages() == 1:
-            return self._newton(p, state, problem)
+            return newton_loop((p, state))
         return jax.lax.cond(
-            advance,
-            lambda p, s: self._next_stage(p, s, problem),
-            lambda p, s: self._newton(p, s, problem),
-            p,
-            state,
+            self._advance(state, problem),
+            lambda c: self._next_stage(*c, problem),
+            newton_loop,
+            (p, state),
         )
 
     def _warm_step(self, p: Potentials, state: SNSState, problem: OTProblem):
@@ -576,19 +604,10 @@ class SinkhornNewtonSparse(eqx.Module):
     def _newton(self, p: Potentials, state: SNSState, problem: OTProblem):
         cost, a, b = problem.cost, problem.a, problem.b
         n, m = cost.shape
-        k = self._k(m)
         cg_max = 10 * (n + m) if self.cg_max_steps is None else self.cg_max_steps
-        tol = self._stage_tol(state, problem)
-        args = (p.f, p.g, state.plan, state.rows, state.cols, state.error, cost, a, b,
-                state.epsilon, tol)  # fmt: skip
-
-        def newton(k_used):
-            return lambda _: _newton_step(*args, k_used, cg_max, self.cg_rtol)
-
-        if k >= m:
-            out = newton(m)(None)
-        else:
-            out = jax.lax.cond(state.dense, newton(m), newton(k), None)
+        out = _newton_step(p.f, p.g, state.plan, state.rows, state.cols, state.error, cost, a, b,
+                           state.epsilon, self._stage_tol(state, problem), self._k(m),
+                           state.dense, cg_max, self.cg_rtol)  # fmt: skip
         f, g, plan, rows, cols, error, cg = out
         state = eqx.tree_at(
             lambda s: (s.plan, s.rows, s.cols, s.error, s.num_steps, s.num_newton_steps,
