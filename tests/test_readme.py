@@ -7,19 +7,16 @@ from this checkout. A block that raises fails the test with its output.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
+from tests._snippets import python_blocks, run_as_pasted
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
 MAX_BYTES = 10_000
-_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
-BLOCKS = _BLOCK.findall(README.read_text())
+BLOCKS = python_blocks(README)
 
 
 def test_readme_is_short():
@@ -55,16 +52,4 @@ def test_readme_relative_links_exist():
 @pytest.mark.slow  # each block compiles its own solvers: 3-17 s of CPU
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=lambda i: f"block{i}")
 def test_readme_example_runs_as_pasted(index, tmp_path):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.pop("JAX_ENABLE_X64", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", BLOCKS[index]],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, f"README block {index} failed:\n{proc.stdout}\n{proc.stderr}"
-    assert proc.stdout.strip(), "every example prints what it computed"
+    run_as_pasted(BLOCKS[index], tmp_path, f"README block {index}")
