@@ -55,6 +55,7 @@ Reference code: jaxopt 0.8.5's ``ScipyMinimize``, ``ScipyBoundedMinimize``,
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -169,19 +170,20 @@ class _ScipyBase(eqx.Module):
         return _compiled_run(self, init_params, args, kwargs)
 
     # --- what each wrapper provides
+    @abc.abstractmethod
     def optimality_fn(self, params: Any, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        """The function whose root the solution is (differentiated implicitly)."""
 
+    @abc.abstractmethod
     def _host_solve(
         self, x0: np.ndarray, unravel: Callable, args: tuple, kwargs: dict, jitted: dict
     ) -> Any:
         """Run scipy from ``x0`` (float64); returns ``(res, hit_limit, fun_val)``.
 
         ``jitted`` caches the compiled JAX functions that scipy calls (one per trace)."""
-        raise NotImplementedError
 
     def _check_call(self, init_params: Any, *args: Any, **kwargs: Any) -> None:
-        pass
+        """Checks of ``run``'s arguments before tracing (none by default)."""
 
     # --- shared
     def _owner(self) -> str:
@@ -468,9 +470,7 @@ def _broadcast_bound(owner: str, name: str, bound: Any, params: Any) -> Any:
         return jax.tree.map(lambda p: jnp.full(jnp.shape(p), fill, p.dtype), params)
     if not jax.tree.leaves(bound) or jax.tree.structure(bound) == jax.tree.structure(0.0):
         b = jnp.asarray(bound)
-        if b.ndim != 0 or jax.tree.structure(params) == jax.tree.structure(0.0):
-            pass
-        else:
+        if b.ndim == 0 and jax.tree.structure(params) != jax.tree.structure(0.0):
             return jax.tree.map(lambda p: jnp.broadcast_to(b, jnp.shape(p)).astype(p.dtype),
                                 params)  # fmt: skip
     if jax.tree.structure(bound) != jax.tree.structure(params):

@@ -42,8 +42,12 @@ def test_recipe_matches_the_closed_form_and_finite_differences():
     w = solve(jnp.zeros(3), lam, X, y)
     np.testing.assert_allclose(F(w, lam, X, y), 0.0, atol=1e-10)
     # closed form on the support S: w_S = (X_Sᵀ X_S)⁻¹ (X_Sᵀ y − λ 1), dw_S/dλ = −(X_SᵀX_S)⁻¹ 1
-    S = np.asarray(w) > 0
+    # the support up to round-off (an inactive weight can come out as ±1e-32), with strict
+    # complementarity off it, so that the closed form below is the derivative
+    S = np.asarray(w) > 1e-12
     assert S.any()
+    grad_off = np.asarray(X.T @ (X @ w - y) + lam)[~S]
+    assert np.all(grad_off > 1e-6)
     XS = np.asarray(X)[:, S]
     dws = -np.linalg.solve(XS.T @ XS, np.ones(S.sum()))
     jac = jax.jacobian(lambda t: solve(jnp.zeros(3), t, X, y))(lam)
