@@ -35,3 +35,30 @@ def _release_compiled_programs():
     yield
     jax.clear_caches()
     gc.collect()
+
+
+# Modules with the longest single tests run first, so that under pytest-xdist no worker is left
+# running one of them alone at the end (the suite's wall time is bounded below by its longest
+# test plus whatever was scheduled after it).
+_LONG_FIRST = (
+    "tests/test_notebooks.py",
+    "tests/test_benchmarks_and_tour.py",
+    "tests/test_multidevice.py",
+    "tests/test_accelerator.py",
+    "tests/linear/test_relax.py",
+    "tests/linear/test_sequence.py",
+    "tests/linear/test_krylov.py",
+    "tests/test_guides.py",
+    "tests/test_readme.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Reorder whole modules (module-scoped fixtures stay set up once) so that the long ones
+    come first, in the order of ``_LONG_FIRST``; the rest keep their order."""
+
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        return _LONG_FIRST.index(path) if path in _LONG_FIRST else len(_LONG_FIRST)
+
+    items[:] = sorted(items, key=rank)
