@@ -282,12 +282,26 @@ class IterativeSolver(eqx.Module, metaclass=_JaxoptAliases):
         else:
             with self._loop_context():
                 params, state = self._scan_loop(init_params, *args, **kwargs)
+        result = self._result(params, state)
+        valid = valid & self._state_valid(state)
+        result = RESULTS.where(valid, result, RESULTS.invalid_input)
+        return finish(
+            params, result, self._stats(state), state=state, aux=self._aux(state),
+            throw=self.throw, messages=self.messages,
+        )  # fmt: skip
+
+    def _result(self, params: Any, state: Any) -> RESULTS:
+        """The result code of a run that ended at ``(params, state)`` (valid inputs)."""
         finite = jnp.isfinite(state.error) & V.all_finite(params)
         result = RESULTS.where(
             state.error <= self.tol, RESULTS.successful, RESULTS.max_steps_reached
         )
-        result = RESULTS.where(finite, result, RESULTS.nonfinite)
-        valid = valid & self._state_valid(state)
-        result = RESULTS.where(valid, result, RESULTS.invalid_input)
-        stats = {"num_steps": state.num_steps, "error": state.error}
-        return finish(params, result, stats, state=state, throw=self.throw, messages=self.messages)
+        return RESULTS.where(finite, result, RESULTS.nonfinite)
+
+    def _stats(self, state: Any) -> dict[str, Any]:
+        """``Solution.stats`` from the final state (``num_steps`` and ``error`` at least)."""
+        return {"num_steps": state.num_steps, "error": state.error}
+
+    def _aux(self, state: Any) -> Any:
+        """``Solution.aux`` from the final state (none by default)."""
+        return None

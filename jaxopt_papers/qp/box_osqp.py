@@ -67,7 +67,6 @@ Differences from jaxopt:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
@@ -78,7 +77,7 @@ import lineax as lx
 import optax
 
 from jaxopt_papers import _validation as V
-from jaxopt_papers._solution import RESULTS, Solution, finish, result_where
+from jaxopt_papers._solution import RESULTS, Solution, result_where
 from jaxopt_papers.implicit.linear_solve import LinearSolve, as_linear_solve
 from jaxopt_papers.implicit.optimality import box_qp_optimality
 from jaxopt_papers.implicit.solver import IterativeSolver
@@ -630,24 +629,18 @@ class BoxOSQP(IterativeSolver):
 
     # ------------------------------------------------------------------ run
 
-    def _run(self, init_params: Any, *args: Any, **kwargs: Any) -> Solution:
-        quiet = dataclasses.replace(self, throw=False, linear_solve=self._backward_solve())
-        sol = IterativeSolver._run(quiet, init_params, *args, **kwargs)
-        state = sol.state
-        result = result_where(
-            state.status == PRIMAL_INFEASIBLE, RESULTS.primal_infeasible, sol.result
-        )
-        result = result_where(state.status == DUAL_INFEASIBLE, RESULTS.dual_infeasible, result)
-        result = result_where(sol.result == RESULTS.invalid_input, sol.result, result)
-        stats = {
-            **sol.stats,
+    def _result(self, params: Any, state: BoxOSQPState) -> RESULTS:
+        result = super()._result(params, state)
+        result = result_where(state.status == PRIMAL_INFEASIBLE, RESULTS.primal_infeasible, result)
+        return result_where(state.status == DUAL_INFEASIBLE, RESULTS.dual_infeasible, result)
+
+    def _stats(self, state: BoxOSQPState) -> dict[str, Any]:
+        return {
+            **super()._stats(state),
             "primal_residual": _inf_norm(state.primal_residuals),
             "dual_residual": _inf_norm(state.dual_residuals),
             "rho": state.rho,
         }
-        return finish(
-            sol.value, result, stats, state=state, throw=self.throw, messages=self.messages
-        )
 
     def run(
         self,

@@ -21,21 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_papers import _validation as V
-from jaxopt_papers._solution import RESULTS, Solution, finish
-from jaxopt_papers.implicit import custom_root
+from jaxopt_papers._solution import RESULTS
 from jaxopt_papers.implicit.solver import IterativeSolver
 from jaxopt_papers.smooth._linesearch import LineSearchResult, hager_zhang, rdot, zoom
 
 LINESEARCHES = ("zoom", "hager-zhang")
 LINESEARCH_INITS = ("increase", "max", "current")
-
-
-def _optimality(params: Any, solver: Any, *args: Any, **kwargs: Any) -> Any:
-    return solver.optimality_fn(params, *args, **kwargs)
-
-
-def _loop(init_params: Any, solver: Any, *args: Any, **kwargs: Any) -> Any:
-    return solver._while_loop(init_params, *args, **kwargs)
 
 
 def axpy(a: Any, x: Any, y: Any) -> Any:
@@ -241,19 +232,7 @@ class SmoothSolver(IterativeSolver):
             preds.append(jnp.asarray(self.stepsize) > 0)
         return jnp.all(jnp.stack(preds))
 
-    def _run(self, init_params: Any, *args: Any, **kwargs: Any) -> Solution:
-        self._check_call(init_params, *args, **kwargs)
-        valid = self._inputs_valid(init_params, *args, **kwargs)
-        if self.implicit_diff:
-            solve = custom_root(
-                _optimality,
-                solve=self._backward_solve(),
-                has_aux=True,
-                symmetric=self.symmetric_optimality,
-            )(_loop)
-            params, state = solve(init_params, self, *args, **kwargs)
-        else:
-            params, state = self._scan_loop(init_params, *args, **kwargs)
+    def _result(self, params: Any, state: Any) -> RESULTS:
         finite = jnp.isfinite(state.error) & V.all_finite(params) & jnp.isfinite(state.value)
         stalled = state.failed_linesearch if self.stop_if_linesearch_fails else False
         result = RESULTS.where(
@@ -261,9 +240,10 @@ class SmoothSolver(IterativeSolver):
             RESULTS.successful,
             RESULTS.where(stalled, RESULTS.stagnation, RESULTS.max_steps_reached),
         )
-        result = RESULTS.where(finite, result, RESULTS.nonfinite)
-        result = RESULTS.where(valid, result, RESULTS.invalid_input)
-        stats = {
+        return RESULTS.where(finite, result, RESULTS.nonfinite)
+
+    def _stats(self, state: Any) -> dict[str, Any]:
+        return {
             "num_steps": state.num_steps,
             "error": state.error,
             "objective": state.value,
@@ -271,10 +251,9 @@ class SmoothSolver(IterativeSolver):
             "num_grad_evals": state.num_fun_evals,
             "num_linesearch_steps": state.num_linesearch_steps,
         }
-        return finish(
-            params, result, stats, state=state, aux=state.aux, throw=self.throw,
-            messages=self.messages,
-        )  # fmt: skip
+
+    def _aux(self, state: Any) -> Any:
+        return state.aux
 
 
 def messages(name: str, error: str) -> dict[str, str]:
