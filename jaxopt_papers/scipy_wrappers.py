@@ -463,6 +463,16 @@ class ScipyMinimize(_ScipyBase):
         return self._scipy_minimize(x0, unravel, args, kwargs, jitted)
 
 
+def _flat_with_jacobian(fn: Callable, unravel: Callable, jitted: dict, use_jacrev: bool):
+    """``z ↦ ravel(fn(unravel(z), ...))`` and its Jacobian, jitted once per trace (cached in
+    ``jitted``)."""
+    if "fn" not in jitted:
+        flat = _flat_fn(lambda x, *a, **k: ravel_pytree(fn(x, *a, **k))[0], unravel)
+        jac = jax.jacrev(flat) if use_jacrev else jax.jacfwd(flat)
+        jitted["fn"], jitted["jac"] = jax.jit(flat), jax.jit(jac)
+    return jitted["fn"], jitted["jac"]
+
+
 def _broadcast_bound(owner: str, name: str, bound: Any, params: Any) -> Any:
     """A bound as a pytree like ``params``: a scalar is broadcast to every leaf."""
     if bound is None:
@@ -670,13 +680,7 @@ class ScipyRootFinding(_ScipyBase):
     def _host_solve(
         self, x0: np.ndarray, unravel: Callable, args: tuple, kwargs: dict, jitted: dict
     ) -> Any:
-        def flat_f(z: jax.Array, *a: Any, **k: Any) -> jax.Array:
-            return ravel_pytree(self._f(unravel(z), *a, **k))[0]
-
-        if "f" not in jitted:
-            jac = jax.jacrev(flat_f) if self.use_jacrev else jax.jacfwd(flat_f)
-            jitted["f"], jitted["jac"] = jax.jit(flat_f), jax.jit(jac)
-        f_jit, jac_jit = jitted["f"], jitted["jac"]
+        f_jit, jac_jit = _flat_with_jacobian(self._f, unravel, jitted, self.use_jacrev)
         options = dict(self.options or ())
         if self.max_steps is not None:
             options[self._limit_key()] = self.max_steps
@@ -812,13 +816,7 @@ class ScipyLeastSquares(_ScipyBase):
     def _host_solve(
         self, x0: np.ndarray, unravel: Callable, args: tuple, kwargs: dict, jitted: dict
     ) -> Any:
-        def flat_r(z: jax.Array, *a: Any, **k: Any) -> jax.Array:
-            return ravel_pytree(self._residuals(unravel(z), *a, **k))[0]
-
-        if "r" not in jitted:
-            jac = jax.jacrev(flat_r) if self.use_jacrev else jax.jacfwd(flat_r)
-            jitted["r"], jitted["jac"] = jax.jit(flat_r), jax.jit(jac)
-        r_jit, jac_jit = jitted["r"], jitted["jac"]
+        r_jit, jac_jit = _flat_with_jacobian(self._residuals, unravel, jitted, self.use_jacrev)
         kw = dict(self.options or ())
         if self.max_steps is not None:
             kw["max_nfev"] = self.max_steps

@@ -185,6 +185,21 @@ class _QuasiNewton(SmoothSolver):
         """``∇ₓ fun(params, *args, **kwargs)`` (jaxopt's ``optimality_fun``)."""
         return self.gradient(params, *args, **kwargs)
 
+    def run(self, init_params: Any, *args: Any, **kwargs: Any) -> Any:
+        """Minimise ``fun`` from ``init_params``; differentiable in ``args`` and ``kwargs``.
+
+        Args:
+          init_params: the starting point (a pytree of arrays).
+          *args, **kwargs: passed to ``fun`` (every array among them can be differentiated).
+
+        Returns:
+          A :class:`~jaxopt_papers.Solution`: ``params``, ``result``, ``stats`` (``num_steps``,
+          ``error``, ``objective``, ``num_fun_evals``, ``num_grad_evals``,
+          ``num_linesearch_steps``), the final ``state`` and ``fun``'s ``aux``
+          (``has_aux=True``).
+        """
+        return super().run(init_params, *args, **kwargs)
+
 
 class LBFGS(_QuasiNewton):
     """Limited-memory BFGS (see the module docstring for the equations and defaults).
@@ -231,21 +246,6 @@ class LBFGS(_QuasiNewton):
     def _check_call(self, init_params: Any, *args: Any, **kwargs: Any) -> None:
         check_params("LBFGS", init_params, allow_complex=True)
         self._check_fun(init_params, *args, **kwargs)
-
-    def run(self, init_params: Any, *args: Any, **kwargs: Any) -> Any:
-        """Minimise ``fun`` from ``init_params``; differentiable in ``args`` and ``kwargs``.
-
-        Args:
-          init_params: the starting point (a pytree of arrays).
-          *args, **kwargs: passed to ``fun`` (every array among them can be differentiated).
-
-        Returns:
-          A :class:`~jaxopt_papers.Solution`: ``params``, ``result``, ``stats`` (``num_steps``,
-          ``error``, ``objective``, ``num_fun_evals``, ``num_grad_evals``,
-          ``num_linesearch_steps``), the final ``state`` and ``fun``'s ``aux``
-          (``has_aux=True``).
-        """
-        return super().run(init_params, *args, **kwargs)
 
     def init(self, init_params: Any, *args: Any, **kwargs: Any) -> LBFGSState:
         """The state at ``init_params`` (one evaluation of ``fun``).
@@ -357,21 +357,6 @@ class BFGS(_QuasiNewton):
     def _check_call(self, init_params: Any, *args: Any, **kwargs: Any) -> None:
         check_params("BFGS", init_params, allow_complex=False)
         self._check_fun(init_params, *args, **kwargs)
-
-    def run(self, init_params: Any, *args: Any, **kwargs: Any) -> Any:
-        """Minimise ``fun`` from ``init_params``; differentiable in ``args`` and ``kwargs``.
-
-        Args:
-          init_params: the starting point (a pytree of arrays).
-          *args, **kwargs: passed to ``fun`` (every array among them can be differentiated).
-
-        Returns:
-          A :class:`~jaxopt_papers.Solution`: ``params``, ``result``, ``stats`` (``num_steps``,
-          ``error``, ``objective``, ``num_fun_evals``, ``num_grad_evals``,
-          ``num_linesearch_steps``), the final ``state`` and ``fun``'s ``aux``
-          (``has_aux=True``).
-        """
-        return super().run(init_params, *args, **kwargs)
 
     def init(self, init_params: Any, *args: Any, **kwargs: Any) -> BFGSState:
         """The state at ``init_params`` (one evaluation of ``fun``).
