@@ -159,8 +159,15 @@ class Solution(eqx.Module):
 
     @property
     def x(self) -> Any:
-        """Alias of ``value`` (the name of a linear system's unknown)."""
-        return self.value
+        """Alias of ``value`` (the name of a linear system's unknown).
+
+        When ``value`` has a field ``x`` (a bilevel solver's ``BilevelParams(x, y)``), that
+        field: the upper-level variable.
+        """
+        value = self.value
+        if "x" in getattr(value, "_fields", ()):
+            return value.x
+        return value
 
     @property
     def residual(self) -> Any:
@@ -217,6 +224,8 @@ def _tie(tree: Any, token: jax.Array) -> Any:
     differentiation, and values (NaN, inf, −0.0) are unchanged."""
 
     def tie(v: Any) -> Any:
+        if jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key):
+            return v  # a PRNG key cannot carry the factor; the other arrays do
         if v.dtype == jnp.bool_:
             return v | (token != 0)
         return v * (1 + token).astype(v.dtype)

@@ -1,0 +1,48 @@
+"""Bilevel optimisation: one problem interface, the implicit hypergradient, the papers' solvers.
+
+``min_x upper_fn(x, y*(x), upper_data)`` with ``y*(x)`` minimising ``lower_fn(x, ·, lower_data)``
+(optionally subject to ``constraint_fn(x, y, lower_data) ≤ 0``), for hyperparameter selection,
+data re-weighting, meta-learning and robust training:
+
+- :class:`BilevelProblem`, :class:`MultiBlockProblem` (``m`` lower levels sharing ``x``) and
+  :class:`BilevelParams` (the pair ``(x, y)``);
+- :func:`hypergradient`: ``∇F(x)`` at a lower-level solution by implicit differentiation (the
+  gradient condition or the KKT conditions of a constrained lower level);
+- :mod:`~jaxopt_papers.bilevel.problems`: ready problems (closed-form quadratics, LV-HBA's
+  constrained toy, ridge selection on breast cancer, hyper-cleaning on digits, multi-task
+  logistic).
+
+Every solver returns the one :class:`~jaxopt_papers.Solution` (``sol.x``, ``sol.y``,
+``sol.result``, ``sol.stats``).
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from jaxopt_papers import bilevel
+  >>> rp = bilevel.problems.quadratic(dim_x=3, dim_y=4)
+  >>> g = bilevel.hypergradient(rp.problem, rp.solution.x, rp.solution.y,
+  ...                           rp.upper_data, rp.lower_data)
+  >>> bool(jnp.linalg.norm(g) < 1e-4)                 # x* is stationary
+  True
+"""
+
+from jaxopt_papers.bilevel import problems
+from jaxopt_papers.bilevel._base import BilevelSolver, BilevelState, minibatch
+from jaxopt_papers.bilevel.hypergradient import (
+    estimate_multipliers,
+    hypergradient,
+    lower_residual,
+)
+from jaxopt_papers.bilevel.problem import BilevelParams, BilevelProblem, MultiBlockProblem
+
+__all__ = [
+    "BilevelParams",
+    "BilevelProblem",
+    "BilevelSolver",
+    "BilevelState",
+    "MultiBlockProblem",
+    "estimate_multipliers",
+    "hypergradient",
+    "lower_residual",
+    "minibatch",
+    "problems",
+]
