@@ -16,6 +16,10 @@ and documents each deviation from it. The package has two kinds of building bloc
   ``lineax.RESULTS``); ``jax.grad`` flows through each solution by the implicit function
   theorem.
 
+  Bilevel problems: :mod:`jaxopt_papers.bilevel` (one problem interface, the implicit
+  hypergradient, and the algorithms of LV-HBA, BO-REP, the penalty method and BSVRB beside the
+  implicit-differentiation baseline).
+
   Smooth and constrained problems: :mod:`jaxopt_papers.smooth` (L-BFGS, BFGS, L-BFGS-B,
   gradient descent), :mod:`jaxopt_papers.qp` (OSQP and BoxOSQP), :mod:`jaxopt_papers.fixed_point`
   (fixed-point iteration, Anderson acceleration, Broyden) and :mod:`jaxopt_papers.scipy_wrappers`
@@ -48,6 +52,7 @@ Example:
 from typing import Any
 
 from jaxopt_papers import (
+    bilevel,
     fixed_point,
     implicit,
     isotonic,
@@ -96,6 +101,7 @@ __all__ = [
     "adamw8bit",
     "dequantize_blockwise",
     "dynamic_map",
+    "bilevel",
     "fixed_point",
     "implicit",
     "isotonic",

@@ -23,6 +23,7 @@ from jaxopt_papers import RESULTS, Solution
 from tests.solver_cases import CASES
 
 SUBPACKAGES = (
+    "bilevel",
     "implicit",
     "proximal",
     "ot",
@@ -32,7 +33,7 @@ SUBPACKAGES = (
     "fixed_point",
     "scipy_wrappers",
 )
-ABSTRACT = {"IterativeSolver"}
+ABSTRACT = {"IterativeSolver", "BilevelSolver"}
 
 
 def _public(kind):

@@ -8,6 +8,11 @@ data re-weighting, meta-learning and robust training:
   :class:`BilevelParams` (the pair ``(x, y)``);
 - :func:`hypergradient`: ``∇F(x)`` at a lower-level solution by implicit differentiation (the
   gradient condition or the KKT conditions of a constrained lower level);
+- solvers: :class:`ImplicitBilevel` (the implicit-differentiation baseline, AID, and its
+  unrolled counterpart, ITD), ``LVHBA`` (constrained lower levels without Hessians, ICLR 2024),
+  ``BOREP`` (upper levels with unbounded smoothness, ICLR 2024), ``PenaltyBilevel`` (fully
+  first-order, ICLR 2024) and ``BSVRB`` (many lower-level blocks with variance reduction,
+  ICML 2023);
 - :mod:`~jaxopt_papers.bilevel.problems`: ready problems (closed-form quadratics, LV-HBA's
   constrained toy, ridge selection on breast cancer, hyper-cleaning on digits, multi-task
   logistic).
@@ -32,6 +37,7 @@ from jaxopt_papers.bilevel.hypergradient import (
     hypergradient,
     lower_residual,
 )
+from jaxopt_papers.bilevel.implicit_bilevel import ImplicitBilevel, ImplicitBilevelState
 from jaxopt_papers.bilevel.problem import BilevelParams, BilevelProblem, MultiBlockProblem
 
 __all__ = [
@@ -39,6 +45,8 @@ __all__ = [
     "BilevelProblem",
     "BilevelSolver",
     "BilevelState",
+    "ImplicitBilevel",
+    "ImplicitBilevelState",
     "MultiBlockProblem",
     "estimate_multipliers",
     "hypergradient",

@@ -39,7 +39,7 @@ import numpy as np
 from jaxopt_papers import _validation as V
 from jaxopt_papers._solution import RESULTS, Solution
 from jaxopt_papers.bilevel.hypergradient import hypergradient
-from jaxopt_papers.bilevel.problem import BilevelParams, BilevelProblem, MultiBlockProblem
+from jaxopt_papers.bilevel.problem import BilevelParams, MultiBlockProblem
 from jaxopt_papers.implicit.linear_solve import LinearSolve
 from jaxopt_papers.implicit.solver import IterativeSolver
 
@@ -80,7 +80,8 @@ def minibatch(key: jax.Array, data: Any, batch_size: int | None) -> Any:
     if len(sizes) != 1:
         raise ValueError(
             f"minibatch: every array of the data must have the same number of rows (samples) "
-            f"on its leading axis to draw a batch of {batch_size}, got leading sizes {sorted(sizes)}."
+            f"on its leading axis to draw a batch of {batch_size}, got leading sizes "
+            f"{sorted(sizes)}."
         )
     (n,) = sizes
     if batch_size > n:
@@ -116,6 +117,34 @@ class BilevelSolver(IterativeSolver):
     ``max_steps``, ``record_upper``, ``implicit_diff``, ``linear_solve``, ``throw``, and
     implement ``init(params, upper_data, lower_data, key=None)`` (calling :meth:`_bookkeeping`)
     and ``step(params, state, upper_data, lower_data, key=None)`` (calling :meth:`_advance`).
+
+    Example:
+      >>> from typing import Any
+      >>> import equinox as eqx, jax, jax.numpy as jnp
+      >>> from jaxopt_papers import bilevel
+      >>> class Alternating(bilevel.BilevelSolver):  # 20 lower GD steps, one exact hypergradient
+      ...     problem: Any
+      ...     lr: float = 0.15
+      ...     tol: float | None = None
+      ...     max_steps: int = eqx.field(static=True, default=300)
+      ...     record_upper: bool = eqx.field(static=True, default=True)
+      ...     implicit_diff: bool = eqx.field(static=True, default=True)
+      ...     linear_solve: Any = None
+      ...     throw: bool = eqx.field(static=True, default=True)
+      ...     def init(self, params, upper_data, lower_data, key=None):
+      ...         return bilevel.BilevelState(**self._bookkeeping(params, key))
+      ...     def step(self, params, state, upper_data, lower_data, key=None):
+      ...         x, y = params
+      ...         grad = jax.grad(self.problem.lower_fn, argnums=1)
+      ...         y = jax.lax.fori_loop(0, 20, lambda _, v: v - self.lr * grad(x, v, lower_data), y)
+      ...         g = bilevel.hypergradient(self.problem, x, y, upper_data, lower_data, throw=False)
+      ...         new = bilevel.BilevelParams(x - self.lr * g, y)
+      ...         return new, self._advance(state, new, upper_data, error=jnp.linalg.norm(g),
+      ...                                   grads=22, hvps=3)
+      >>> rp = bilevel.problems.quadratic(dim_x=2, dim_y=3)
+      >>> sol = Alternating(rp.problem).run(rp.x0, rp.y0, rp.upper_data, rp.lower_data)
+      >>> float(jnp.abs(sol.x - rp.solution.x).max()) < 1e-3, int(sol.stats["num_grads"])
+      (True, 6600)
     """
 
     #: Whether the solver draws random samples (``run`` then needs a ``key``).
@@ -252,16 +281,15 @@ class BilevelSolver(IterativeSolver):
                   if eqx.is_inexact_array(v)]  # fmt: skip
         return V.all_finite(floats)
 
+    def _implicit_loop(self, params: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        if self.problem.constraint_fn is None:
+            return super()._implicit_loop(params, *args, **kwargs)
+        return _not_differentiable((self, params, args, kwargs))
+
     def optimality_fn(
         self, params: BilevelParams, upper_data: Any, lower_data: Any, key: Any = None
     ) -> BilevelParams:
         """``(∇F(x), ∇ᵧ lower_fn(x, y))``: zero at a solution of an unconstrained problem."""
-        if self.problem.constraint_fn is not None:
-            raise ValueError(
-                f"{self._owner}: the derivative of a bilevel solution with respect to the data "
-                f"is defined here only for an unconstrained lower level (`constraint_fn=None`); "
-                f"pass `implicit_diff=False` to differentiate through the iterations."
-            )
         x, y = params
         gx = hypergradient(
             self.problem, x, y, upper_data, lower_data,
@@ -274,6 +302,22 @@ class BilevelSolver(IterativeSolver):
         else:
             gy = jax.grad(self.problem.lower_fn, argnums=1)(x, y, lower_data)
         return BilevelParams(gx, gy)
+
+
+@eqx.filter_custom_jvp
+def _not_differentiable(inputs: tuple) -> tuple[Any, Any]:
+    solver, params, args, kwargs = inputs
+    return solver._while_loop(params, *args, **kwargs)
+
+
+@_not_differentiable.def_jvp
+def _not_differentiable_jvp(primals: tuple, tangents: tuple) -> Any:
+    solver = primals[0][0]
+    raise ValueError(
+        f"{type(solver).__name__}: the derivative of a bilevel solution with respect to the data "
+        f"is defined here only for an unconstrained lower level (`constraint_fn=None`); pass "
+        f"`implicit_diff=False` to differentiate through the iterations."
+    )
 
 
 def check_stepsize(owner: str, name: str, value: Any, *, positive: bool = True) -> None:

@@ -152,11 +152,14 @@ def _single(
         G, unknown, (x,), cot, solve=linear_solve, symmetric=symmetric, return_stats=True
     )
     grad = jax.tree.map(jnp.add, gx, x_bar)
-    return grad, {
+    stats = {
         "lower_residual": residual,
         "linear_residual": jnp.asarray(lstats["residual"]),
         "num_steps": jnp.asarray(lstats["num_steps"]),
     }
+    if "num_matvecs" in lstats:
+        stats["num_matvecs"] = jnp.asarray(lstats["num_matvecs"])
+    return grad, stats, lstats.get("recycle_state")
 
 
 def lower_residual(
@@ -239,7 +242,10 @@ def hypergradient(
       active_tol: passed to :func:`estimate_multipliers`.
       full_output: return a :class:`~jaxopt_papers.Solution` (``value`` the hypergradient,
         ``result``, ``stats`` with ``lower_residual``, ``linear_residual``, ``num_steps`` of
-        the linear solve and ``error`` = ``lower_residual``) instead of the hypergradient.
+        the linear solve (and ``num_matvecs`` when the solve reports it) and ``error`` =
+        ``lower_residual``; ``state`` the new recycle state of a
+        :class:`~jaxopt_papers.linear.RecyclingSolve`, else ``None``) instead of the
+        hypergradient.
       throw: raise a runtime error when ``y`` is not a lower-level solution to ``lower_tol``
         or the linear solve fails; ``False`` reports it in ``result`` (with
         ``full_output=True``; use it under ``vmap``).
@@ -265,21 +271,19 @@ def hypergradient(
     problem.check("hypergradient", x, y, upper_data, lower_data)
     if multipliers is not None and problem.constraint_fn is None:
         raise ValueError("hypergradient: `multipliers` given but `problem` has no constraint_fn.")
-    if isinstance(solve, str) and solve == "auto":
-        linear_solve = LinearSolve(throw=throw)
+    if isinstance(solve, str):
+        linear_solve = LinearSolve(solver=solve, throw=throw)
     else:
         linear_solve = as_linear_solve(solve, owner="hypergradient")
     if isinstance(problem, MultiBlockProblem):
         single = BilevelProblem(problem.upper_fn, problem.lower_fn)
-        grads, st = jax.vmap(
+        grads, st, recycle = jax.vmap(
             lambda yi, ui, li: _single(single, x, yi, ui, li, linear_solve, None, active_tol)
         )(y, upper_data, lower_data)
         grad = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
-        st = {"lower_residual": jnp.max(st["lower_residual"]),
-              "linear_residual": jnp.max(st["linear_residual"]),
-              "num_steps": jnp.max(st["num_steps"])}  # fmt: skip
+        st = {k: jnp.max(v) for k, v in st.items()}
     else:
-        grad, st = _single(
+        grad, st, recycle = _single(
             problem, x, y, upper_data, lower_data, linear_solve, multipliers, active_tol
         )
     tol = _default_tol(y, lower_tol, 1e-4, 1e-2)
@@ -288,5 +292,5 @@ def hypergradient(
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
     result = RESULTS.where(finite | ~solved, result, RESULTS.nonfinite)
     stats = {"num_steps": st["num_steps"], "error": st["lower_residual"], **st}
-    sol: Solution = finish(grad, result, stats, throw=throw, messages=_MESSAGES)
+    sol: Solution = finish(grad, result, stats, state=recycle, throw=throw, messages=_MESSAGES)
     return sol if full_output else sol.value

@@ -38,6 +38,10 @@ class BilevelParams(NamedTuple):
     The ``value`` of a bilevel solver's :class:`~jaxopt_papers.Solution`; ``sol.x`` and
     ``sol.y`` read its fields.
 
+    Args:
+      x: the upper-level variable (a pytree of floating-point arrays).
+      y: the lower-level variable (for a :class:`MultiBlockProblem`, the block axis first).
+
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxopt_papers import bilevel
@@ -50,9 +54,12 @@ class BilevelParams(NamedTuple):
     y: Any
 
 
+def _dtype_of(leaf: Any) -> np.dtype:
+    return jnp.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
+
+
 def _describe(tree: Any) -> str:
-    return str(jax.tree.map(lambda v: f"{jnp.dtype(getattr(v, 'dtype', np.result_type(v)))}"
-                                      f"{list(np.shape(v))}", tree))  # fmt: skip
+    return str(jax.tree.map(lambda v: f"{_dtype_of(v)}{list(np.shape(v))}", tree))
 
 
 def _check_scalar(owner: str, name: str, fn: Callable, *args: Any) -> None:
@@ -75,7 +82,7 @@ def _check_float(owner: str, name: str, tree: Any) -> None:
     if not leaves:
         raise ValueError(f"{owner}: `{name}` has no array leaves.")
     for path, leaf in leaves:
-        dtype = jnp.dtype(getattr(leaf, "dtype", np.result_type(leaf)))
+        dtype = _dtype_of(leaf)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(
                 f"{owner}: `{name}` must have floating-point leaves, got dtype {dtype} at "
@@ -120,8 +127,8 @@ class BilevelProblem(eqx.Module):
                 )
         if self.constraint_fn is not None and not callable(self.constraint_fn):
             raise TypeError(
-                "BilevelProblem: `constraint_fn` must be None or callable as "
-                f"constraint_fn(x, y, lower_data) -> array, got {type(self.constraint_fn).__name__}."
+                "BilevelProblem: `constraint_fn` must be None or callable as constraint_fn(x, y, "
+                f"lower_data) -> array, got {type(self.constraint_fn).__name__}."
             )
 
     @property
@@ -148,9 +155,7 @@ class BilevelProblem(eqx.Module):
                     f"lower_data): {type(err).__name__}: {err}."
                 ) from err
             if len(jax.tree.leaves(out)) != 1:
-                raise ValueError(
-                    f"{owner}: `constraint_fn` must return one array, got {out}."
-                )
+                raise ValueError(f"{owner}: `constraint_fn` must return one array, got {out}.")
 
 
 class MultiBlockProblem(eqx.Module):

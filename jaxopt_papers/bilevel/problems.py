@@ -289,9 +289,10 @@ def logistic_l2(*, per_feature: bool = False, seed: int = 0) -> ReadyProblem:
 
 def _softmax_ce(W: jax.Array, X: jax.Array, labels: jax.Array) -> jax.Array:
     logits = X @ W
-    return jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(
-        logits, labels[:, None], axis=1
-    )[:, 0]
+    return (
+        jax.nn.logsumexp(logits, axis=1)
+        - jnp.take_along_axis(logits, labels[:, None], axis=1)[:, 0]
+    )
 
 
 def _cleaning_upper(x: Any, W: Any, data: Any) -> jax.Array:
@@ -352,7 +353,7 @@ def hyper_cleaning(
     X_tr, X_va, X_te = _standardise(X_tr, X_va, X_te)
     rng = np.random.default_rng(seed)
     corrupted = np.zeros(num_train, bool)
-    corrupted[rng.choice(num_train, int(round(corruption * num_train)), replace=False)] = True
+    corrupted[rng.choice(num_train, round(corruption * num_train), replace=False)] = True
     noisy = t_tr.copy()
     shift = rng.integers(1, 10, size=num_train)  # a different class, uniformly
     noisy[corrupted] = (t_tr[corrupted] + shift[corrupted]) % 10

@@ -272,13 +272,7 @@ class IterativeSolver(eqx.Module, metaclass=_JaxoptAliases):
         self._check_call(init_params, *args, **kwargs)
         valid = self._inputs_valid(init_params, *args, **kwargs)
         if self.implicit_diff:
-            solve = custom_root(
-                _solver_optimality,
-                solve=self._backward_solve(),
-                has_aux=True,
-                symmetric=self.symmetric_optimality,
-            )(_solver_loop)
-            params, state = solve(init_params, self, *args, **kwargs)
+            params, state = self._implicit_loop(init_params, *args, **kwargs)
         else:
             with self._loop_context():
                 params, state = self._scan_loop(init_params, *args, **kwargs)
@@ -289,6 +283,16 @@ class IterativeSolver(eqx.Module, metaclass=_JaxoptAliases):
             params, result, self._stats(state), state=state, aux=self._aux(state),
             throw=self.throw, messages=self.messages,
         )  # fmt: skip
+
+    def _implicit_loop(self, init_params: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """The loop of ``implicit_diff=True``: differentiated by :func:`custom_root`."""
+        solve = custom_root(
+            _solver_optimality,
+            solve=self._backward_solve(),
+            has_aux=True,
+            symmetric=self.symmetric_optimality,
+        )(_solver_loop)
+        return solve(init_params, self, *args, **kwargs)
 
     def _result(self, params: Any, state: Any) -> RESULTS:
         """The result code of a run that ended at ``(params, state)`` (valid inputs)."""
