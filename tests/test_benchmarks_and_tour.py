@@ -224,6 +224,15 @@ def test_tour_quick(tmp_path):
     skr, gmres = rows["SKR: sorted GCRO-DR(40, 20) (ours)"], rows["GMRES(40) (ours)"]
     # columns: products/system, error vs spsolve, seconds, compile s (the last four)
     assert float(skr[-4]) < 0.7 * float(gmres[-4]) and float(skr[-3]) < 1e-5
+    assert (tmp_path / "tour" / "bilevel.png").stat().st_size > 10_000
+    lines = out.split("== bilevel ==")[1].splitlines()
+    accuracy = {
+        name: float(line[len(name) :].split()[0])
+        for line in lines
+        for name in ("train on all labels", "ImplicitBilevel (AID, ours)")
+        if line.startswith(name)
+    }
+    assert accuracy["ImplicitBilevel (AID, ours)"] > accuracy["train on all labels"] + 0.05
 
 
 def test_benchmark_quick(tmp_path):
