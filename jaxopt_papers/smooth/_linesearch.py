@@ -191,7 +191,9 @@ def zoom(
 
     def body(c: _Zoom) -> _Zoom:
         t = trial(c)
-        x, f, g, s = phi(t)
+        return update(c, t, *phi(t))
+
+    def update(c: _Zoom, t: jax.Array, x: Any, f: jax.Array, g: Any, s: jax.Array) -> _Zoom:
         dec, curv = errors(t, f, s)
         ok = (dec <= 0) & (curv <= 0)
         new = (t, f, s)
@@ -232,12 +234,32 @@ def zoom(
         failed=jnp.asarray(False), t=zero, prev=start, lo=start, hi=start, ref=start[:2],
         last=point0, safe_t=zero, safe=point0, decrease=jnp.asarray(jnp.inf, dtype),
     )  # fmt: skip
-    c = _iterate(lambda c: ~(c.done | c.failed), body, init, maxls, unrolled)
-    # On failure: the largest safe step; with none, the last step unless it left the domain.
-    use_safe = c.failed & ((c.safe_t > 0) | jnp.isinf(c.decrease))
-    t = jnp.where(use_safe, c.safe_t, c.t)
-    x, f, g = _select(use_safe, c.safe, c.last)
-    return LineSearchResult(t, x, f, g, c.failed, c.i)
+    go = lambda c: ~(c.done | c.failed)
+
+    def finish(c: _Zoom) -> LineSearchResult:
+        # On failure: the largest safe step; with none, the last step unless it left the domain.
+        use_safe = c.failed & ((c.safe_t > 0) | jnp.isinf(c.decrease))
+        t = jnp.where(use_safe, c.safe_t, c.t)
+        x, f, g = _select(use_safe, c.safe, c.last)
+        return LineSearchResult(t, x, f, g, c.failed, c.i)
+
+    if unrolled:
+        return finish(_iterate(go, body, init, maxls, unrolled))
+    # The first trial is evaluated outside the loop; when it satisfies the conditions (most
+    # quasi-Newton steps) the loop and its bookkeeping are skipped: same answer, less work.
+    t0 = trial(init)
+    x1, f1, g1, s1 = phi(t0)
+    dec1, curv1 = errors(t0, f1, s1)
+    accepted = (dec1 <= 0) & (curv1 <= 0)
+
+    def first(_: None) -> LineSearchResult:
+        one = jnp.ones((), jnp.int32)
+        return LineSearchResult(t0, x1, f1, g1, jnp.asarray(False), one)
+
+    def search(_: None) -> LineSearchResult:
+        return finish(jax.lax.while_loop(go, body, update(init, t0, x1, f1, g1, s1)))
+
+    return jax.lax.cond(accepted, first, search, None)
 
 
 class _HZ(NamedTuple):
