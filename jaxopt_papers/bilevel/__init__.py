@@ -38,6 +38,7 @@ from jaxopt_papers.bilevel.hypergradient import (
     lower_residual,
 )
 from jaxopt_papers.bilevel.implicit_bilevel import ImplicitBilevel, ImplicitBilevelState
+from jaxopt_papers.bilevel.penalty import PenaltyBilevel, PenaltyBilevelState, penalty_gradient
 from jaxopt_papers.bilevel.problem import BilevelParams, BilevelProblem, MultiBlockProblem
 
 __all__ = [
@@ -48,9 +49,12 @@ __all__ = [
     "ImplicitBilevel",
     "ImplicitBilevelState",
     "MultiBlockProblem",
+    "PenaltyBilevel",
+    "PenaltyBilevelState",
     "estimate_multipliers",
     "hypergradient",
     "lower_residual",
     "minibatch",
+    "penalty_gradient",
     "problems",
 ]
