@@ -161,6 +161,9 @@ def _configs(name: str, rp: Any, quick: bool) -> dict[str, Any]:
     if name == "quadratic":
         return {
             "implicit (AID)": bilevel.ImplicitBilevel(p, outer_lr=0.5, max_steps=steps(300, 100)),
+            "penalty": bilevel.PenaltyBilevel(
+                p, sigma_decay=2.0, sigma_min=1e-5, alpha=1.0, beta=0.1, max_steps=steps(400, 100)
+            ),
             "unrolled (ITD)": bilevel.ImplicitBilevel(
                 p, outer_lr=0.5, mode="unrolled", inner=optax.sgd(0.05), inner_steps=200,
                 max_steps=steps(300, 100),
@@ -178,6 +181,7 @@ def _configs(name: str, rp: Any, quick: bool) -> dict[str, Any]:
                 p, outer=optax.adam(0.1), inner_tol=1e-5, inner_steps=200, backward="cg",
                 max_steps=steps(100, 20),
             ),
+            "penalty": bilevel.PenaltyBilevel(p, alpha=30.0, beta=1.0, max_steps=steps(1000, 200)),
         }  # fmt: skip
     if name == "multi_task_logistic":
         return {

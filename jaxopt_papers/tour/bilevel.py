@@ -27,6 +27,9 @@ def _solvers(problem, quick: bool) -> dict:
             problem, outer=optax.adam(0.1), inner_tol=1e-5, inner_steps=200, backward="cg",
             max_steps=steps,
         ),
+        "PenaltyBilevel (first order)": bilevel.PenaltyBilevel(
+            problem, alpha=30.0, beta=1.0, max_steps=10 * steps
+        ),
     }  # fmt: skip
 
 
