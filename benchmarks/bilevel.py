@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from jaxopt_papers import bilevel  # noqa: E402
+from jaxopt_papers import RESULTS, bilevel  # noqa: E402
 from jaxopt_papers.smooth import LBFGS  # noqa: E402
 
 # ------------------------------------------------------------------------- 1. hypergradient
@@ -242,7 +242,7 @@ def bench_algorithms(quick: bool, seeds: list[int]) -> dict[str, Any]:
                     "num_hvps": int(sol.stats["num_hvps"]),
                     "upper": float(values[~np.isnan(values)][-1]),
                     "metric": _test_metric(pname, rp, sol.x, sol.y), "curve": values,
-                    "result": str(sol.result == 0),
+                    "successful": bool(sol.result == RESULTS.successful),
                 }  # fmt: skip
                 out[pname]["runs"].setdefault(alg, []).append(entry)
                 print(f"  {pname} seed {seed} {alg}: upper {entry['upper']:.4g}, metric "

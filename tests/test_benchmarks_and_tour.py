@@ -286,6 +286,25 @@ def test_implicit_benchmark_quick(tmp_path):
         assert ours["hyper_median_ms"] > 0 and ours["hyper_compile_s"] > 0
 
 
+def test_bilevel_benchmark_quick(tmp_path):
+    """The bilevel benchmark runs; hypergradient errors and the hyper-cleaning baselines hold."""
+    script = ROOT / "benchmarks" / "bilevel.py"
+    out = _run([str(script), "--quick", "--out", str(tmp_path)], cwd=tmp_path)
+    assert "Algorithms" in out and (tmp_path / "bilevel.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "bilevel.json").read_text())
+    assert data["quick"] is True
+    for res in data["hypergradient"]["points"].values():
+        assert res["ours"]["rel_error"] < 1e-4 and res["ours"]["median_ms"] > 0
+    algs = data["algorithms"]
+    assert set(algs) == {"quadratic", "logistic_l2", "hyper_cleaning", "multi_task_logistic"}
+    for runs in algs["quadratic"]["runs"].values():
+        assert runs[0]["metric"] < 0.05  # relative error of x after the short quick runs
+    base = algs["hyper_cleaning"]["baselines"][0]
+    assert base["clean_accuracy"] > base["corrupted_accuracy"] + 0.1
+    for runs in algs["hyper_cleaning"]["runs"].values():
+        assert runs[0]["metric"] > base["corrupted_accuracy"] + 0.05
+
+
 def test_ot_benchmark_quick(tmp_path):
     """The OT benchmark runs; its errors are recomputed from the plans, and SNS's gap shows."""
     script = ROOT / "benchmarks" / "ot.py"
