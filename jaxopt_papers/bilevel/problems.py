@@ -303,7 +303,9 @@ def _cleaning_upper(x: Any, W: Any, data: Any) -> jax.Array:
 def _cleaning_lower(x: Any, W: Any, data: Any) -> jax.Array:
     X, labels, index, reg = data
     weights = jax.nn.sigmoid(x[index])
-    return jnp.mean(weights * _softmax_ce(W, X, labels)) + 0.5 * reg * jnp.sum(W[:-1] ** 2)
+    # the bias row too: softmax is invariant to a shift of all classes, so an unpenalised bias
+    # row would leave the lower level singular along that shift
+    return jnp.mean(weights * _softmax_ce(W, X, labels)) + 0.5 * reg * jnp.sum(W**2)
 
 
 def hyper_cleaning(
