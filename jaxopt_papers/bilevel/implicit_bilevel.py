@@ -103,8 +103,9 @@ class ImplicitBilevel(BilevelSolver):
         lineax solver or a :class:`~jaxopt_papers.linear.RecyclingSolve` (its subspace is
         recycled across outer steps).
       lower_tol: the largest accepted relative lower-level residual at an outer step
-        (``None``: 1e-4 in float64, 1e-2 otherwise); beyond it the run reports
-        ``RESULTS.inaccurate``.
+        (``None``: 1e-4 in float64, 1e-2 otherwise); beyond it a ``mode="implicit"`` run
+        reports ``RESULTS.inaccurate`` (the unrolled gradient is exact for the iterations
+        taken, so ``mode="unrolled"`` only records the residual in ``stats``).
       tol: stop when the hypergradient's norm is at most ``tol`` (``None``: run
         ``max_steps`` outer steps).
       max_steps: outer iterations.
@@ -342,6 +343,8 @@ class ImplicitBilevel(BilevelSolver):
 
     def _result(self, params: Any, state: Any) -> RESULTS:
         result = super()._result(params, state)
+        if self.mode == "unrolled":  # the gradient of the unrolled map needs no solved level
+            return result
         solved = state.lower_residual <= self._lower_tol(state.error.dtype)
         return RESULTS.where(solved | (result != RESULTS.successful), result, RESULTS.inaccurate)
 

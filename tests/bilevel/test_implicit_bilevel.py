@@ -95,6 +95,9 @@ def test_unsolved_lower_level_is_reported():
     assert float(sol.stats["lower_residual"]) > 1e-4
     with pytest.raises(eqx.EquinoxRuntimeError, match="did not solve the lower level"):
         jax.block_until_ready(_run(inner=optax.sgd(0.01), inner_steps=1, max_steps=5).x)
+    # unrolled: the gradient of the 1-step inner map is exact, the residual only recorded
+    sol = _run(inner=optax.sgd(0.01), inner_steps=1, max_steps=5, mode="unrolled")
+    assert sol.result == RESULTS.successful and float(sol.stats["lower_residual"]) > 1e-4
 
 
 def test_divergence_stops_with_nonfinite():
