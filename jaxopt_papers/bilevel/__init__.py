@@ -32,6 +32,7 @@ Example:
 
 from jaxopt_papers.bilevel import problems
 from jaxopt_papers.bilevel._base import BilevelSolver, BilevelState, minibatch
+from jaxopt_papers.bilevel.bsvrb import BSVRB, BSVRBState, msvr_update
 from jaxopt_papers.bilevel.hypergradient import (
     estimate_multipliers,
     hypergradient,
@@ -42,6 +43,8 @@ from jaxopt_papers.bilevel.penalty import PenaltyBilevel, PenaltyBilevelState, p
 from jaxopt_papers.bilevel.problem import BilevelParams, BilevelProblem, MultiBlockProblem
 
 __all__ = [
+    "BSVRB",
+    "BSVRBState",
     "BilevelParams",
     "BilevelProblem",
     "BilevelSolver",
@@ -55,6 +58,7 @@ __all__ = [
     "hypergradient",
     "lower_residual",
     "minibatch",
+    "msvr_update",
     "penalty_gradient",
     "problems",
 ]
