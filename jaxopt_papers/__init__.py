@@ -17,7 +17,7 @@ and documents each deviation from it. The package has two kinds of building bloc
   theorem.
 
   Bilevel problems: :mod:`jaxopt_papers.bilevel` (one problem interface, the implicit
-  hypergradient, and the algorithms of LV-HBA, BO-REP, the penalty method and BSVRB beside the
+  hypergradient, and the penalty method and BSVRB beside the
   implicit-differentiation baseline).
 
   Smooth and constrained problems: :mod:`jaxopt_papers.smooth` (L-BFGS, BFGS, L-BFGS-B,

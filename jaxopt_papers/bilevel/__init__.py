@@ -9,13 +9,10 @@ data re-weighting, meta-learning and robust training:
 - :func:`hypergradient`: ``∇F(x)`` at a lower-level solution by implicit differentiation (the
   gradient condition or the KKT conditions of a constrained lower level);
 - solvers: :class:`ImplicitBilevel` (the implicit-differentiation baseline, AID, and its
-  unrolled counterpart, ITD), ``LVHBA`` (constrained lower levels without Hessians, ICLR 2024),
-  ``BOREP`` (upper levels with unbounded smoothness, ICLR 2024), ``PenaltyBilevel`` (fully
-  first-order, ICLR 2024) and ``BSVRB`` (many lower-level blocks with variance reduction,
-  ICML 2023);
-- :mod:`~jaxopt_papers.bilevel.problems`: ready problems (closed-form quadratics, LV-HBA's
-  constrained toy, ridge selection on breast cancer, hyper-cleaning on digits, multi-task
-  logistic).
+  unrolled counterpart, ITD), :class:`PenaltyBilevel` (fully first-order, ICLR 2024) and
+  :class:`BSVRB` (many lower-level blocks with variance reduction, ICML 2023);
+- ready problems, also as ``bilevel.problems.<name>`` (closed-form quadratics, ridge selection
+  on breast cancer, hyper-cleaning on digits, multi-task logistic).
 
 Every solver returns the one :class:`~jaxopt_papers.Solution` (``sol.x``, ``sol.y``,
 ``sol.result``, ``sol.stats``).
@@ -30,7 +27,7 @@ Example:
   True
 """
 
-from jaxopt_papers.bilevel import problems
+from jaxopt_papers.bilevel import problems  # noqa: F401 (bilevel.problems.<name> also works)
 from jaxopt_papers.bilevel._base import BilevelSolver, BilevelState, minibatch
 from jaxopt_papers.bilevel.bsvrb import BSVRB, BSVRBState, msvr_update
 from jaxopt_papers.bilevel.hypergradient import (
@@ -41,6 +38,15 @@ from jaxopt_papers.bilevel.hypergradient import (
 from jaxopt_papers.bilevel.implicit_bilevel import ImplicitBilevel, ImplicitBilevelState
 from jaxopt_papers.bilevel.penalty import PenaltyBilevel, PenaltyBilevelState, penalty_gradient
 from jaxopt_papers.bilevel.problem import BilevelParams, BilevelProblem, MultiBlockProblem
+from jaxopt_papers.bilevel.problems import (
+    ReadyProblem,
+    accuracy,
+    hyper_cleaning,
+    logistic_l2,
+    multi_block_quadratic,
+    multi_task_logistic,
+    quadratic,
+)
 
 __all__ = [
     "BSVRB",
@@ -54,11 +60,17 @@ __all__ = [
     "MultiBlockProblem",
     "PenaltyBilevel",
     "PenaltyBilevelState",
+    "ReadyProblem",
+    "accuracy",
     "estimate_multipliers",
+    "hyper_cleaning",
     "hypergradient",
+    "logistic_l2",
     "lower_residual",
     "minibatch",
     "msvr_update",
+    "multi_block_quadratic",
+    "multi_task_logistic",
     "penalty_gradient",
-    "problems",
+    "quadratic",
 ]

@@ -12,8 +12,8 @@ The scikit-learn problems (``logistic_l2``, ``hyper_cleaning``, ``multi_task_log
 bundled data sets (no download) and need scikit-learn (the ``tour`` extra). Arrays are float64
 when ``jax_enable_x64`` is on, else float32.
 
-Differences from the reference code: LV-HBA's toy follows its official script (spec 5.6); the
-others are the library's own instances of the papers' experiments, sized to run on a CPU.
+Differences from the reference code: these are the library's own instances of the papers'
+experiments, sized to run on a CPU.
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ __all__ = [
 class ReadyProblem(NamedTuple):
     """A bilevel problem with its data, a starting point and (where known) its solution.
 
-    Attributes:
+    Returned by the ready-problem functions (:func:`quadratic`, :func:`hyper_cleaning`, ...);
+    each argument is the attribute of the same name.
+
+    Args:
       problem: the :class:`~jaxopt_papers.bilevel.BilevelProblem` or
         :class:`~jaxopt_papers.bilevel.MultiBlockProblem`.
       x0: the starting upper-level variable.
@@ -49,6 +52,12 @@ class ReadyProblem(NamedTuple):
       lower_data: the lower level's data.
       solution: the exact :class:`~jaxopt_papers.bilevel.BilevelParams`, or ``None``.
       extras: a dict of problem-specific items (test data, which labels were corrupted ...).
+
+    Example:
+      >>> from jaxopt_papers import bilevel
+      >>> rp = bilevel.quadratic(dim_x=2, dim_y=3)
+      >>> rp.x0.shape, rp.solution.y.shape, rp.extras is None
+      ((2,), (3,), True)
     """
 
     problem: Any
