@@ -9,10 +9,13 @@ data re-weighting, meta-learning and robust training:
 - :func:`hypergradient`: ``∇F(x)`` at a lower-level solution by implicit differentiation (the
   gradient condition or the KKT conditions of a constrained lower level);
 - solvers: :class:`ImplicitBilevel` (the implicit-differentiation baseline, AID, and its
-  unrolled counterpart, ITD), :class:`PenaltyBilevel` (fully first-order, ICLR 2024) and
-  :class:`BSVRB` (many lower-level blocks with variance reduction, ICML 2023);
+  unrolled counterpart, ITD), :class:`PenaltyBilevel` (fully first-order, ICLR 2024),
+  :class:`LVHBA` (constrained lower levels, Hessian-free, ICLR 2024), :class:`BOREP` (upper
+  levels with unbounded smoothness, ICLR 2024) and :class:`BSVRB` (many lower-level blocks
+  with variance reduction, ICML 2023);
 - ready problems, also as ``bilevel.problems.<name>`` (closed-form quadratics, ridge selection
-  on breast cancer, hyper-cleaning on digits, multi-task logistic).
+  on breast cancer, hyper-cleaning on digits, multi-task logistic, LV-HBA's constrained toy and
+  its linear-SVM hyperparameter problem).
 
 Every solver returns the one :class:`~jaxopt_papers.Solution` (``sol.x``, ``sol.y``,
 ``sol.result``, ``sol.stats``).
@@ -29,6 +32,8 @@ Example:
 
 from jaxopt_papers.bilevel import problems  # noqa: F401 (bilevel.problems.<name> also works)
 from jaxopt_papers.bilevel._base import BilevelSolver, BilevelState, minibatch
+from jaxopt_papers.bilevel._lvhba_problems import linear_svm, lvhba_toy
+from jaxopt_papers.bilevel.borep import BOREP, BOREPState
 from jaxopt_papers.bilevel.bsvrb import BSVRB, BSVRBState, msvr_update
 from jaxopt_papers.bilevel.hypergradient import (
     estimate_multipliers,
@@ -36,6 +41,7 @@ from jaxopt_papers.bilevel.hypergradient import (
     lower_residual,
 )
 from jaxopt_papers.bilevel.implicit_bilevel import ImplicitBilevel, ImplicitBilevelState
+from jaxopt_papers.bilevel.lvhba import LVHBA, LVHBAState, halfspace_projection
 from jaxopt_papers.bilevel.penalty import PenaltyBilevel, PenaltyBilevelState, penalty_gradient
 from jaxopt_papers.bilevel.problem import BilevelParams, BilevelProblem, MultiBlockProblem
 from jaxopt_papers.bilevel.problems import (
@@ -49,7 +55,10 @@ from jaxopt_papers.bilevel.problems import (
 )
 
 __all__ = [
+    "BOREP",
     "BSVRB",
+    "LVHBA",
+    "BOREPState",
     "BSVRBState",
     "BilevelParams",
     "BilevelProblem",
@@ -57,16 +66,20 @@ __all__ = [
     "BilevelState",
     "ImplicitBilevel",
     "ImplicitBilevelState",
+    "LVHBAState",
     "MultiBlockProblem",
     "PenaltyBilevel",
     "PenaltyBilevelState",
     "ReadyProblem",
     "accuracy",
     "estimate_multipliers",
+    "halfspace_projection",
     "hyper_cleaning",
     "hypergradient",
+    "linear_svm",
     "logistic_l2",
     "lower_residual",
+    "lvhba_toy",
     "minibatch",
     "msvr_update",
     "multi_block_quadratic",

@@ -30,7 +30,9 @@ __all__ = [
     "ReadyProblem",
     "accuracy",
     "hyper_cleaning",
+    "linear_svm",
     "logistic_l2",
+    "lvhba_toy",
     "multi_block_quadratic",
     "multi_task_logistic",
     "quadratic",
@@ -444,3 +446,7 @@ def multi_task_logistic(
         jnp.zeros((m, X.shape[1] + 1), dt), upper, lower, None,
         {"X_test": jnp.asarray(X_te, dt), "labels_test": jnp.asarray(s_te.astype(np.int32))},
     )  # fmt: skip
+
+
+# Defined in their own module (which imports ReadyProblem from here), so imported last.
+from jaxopt_papers.bilevel._lvhba_problems import linear_svm, lvhba_toy  # noqa: E402
