@@ -5,11 +5,7 @@ A test in the suite checks that every public solver class of the library has a c
 """
 
 from tests.solver_cases._case import Case
-from tests.solver_cases.bilevel_borep import CASES as _BOREP
-from tests.solver_cases.bilevel_bsvrb import CASES as _BSVRB
-from tests.solver_cases.bilevel_implicit import CASES as _IMPLICIT_BILEVEL
-from tests.solver_cases.bilevel_lvhba import CASES as _LVHBA
-from tests.solver_cases.bilevel_penalty import CASES as _PENALTY
+from tests.solver_cases.bilevel import CASES as _BILEVEL
 from tests.solver_cases.fixed_point import CASES as _FIXED_POINT
 from tests.solver_cases.linear import CASES as _LINEAR
 from tests.solver_cases.ot import CASES as _OT
@@ -20,7 +16,7 @@ from tests.solver_cases.smooth import CASES as _SMOOTH
 
 CASES: list[Case] = [
     *_PROXIMAL, *_OT, *_LINEAR, *_QP, *_SMOOTH, *_FIXED_POINT, *_SCIPY,
-    *_IMPLICIT_BILEVEL, *_LVHBA, *_BOREP, *_PENALTY, *_BSVRB,
+    *_BILEVEL,
 ]  # fmt: skip
 
 __all__ = ["CASES", "Case"]
