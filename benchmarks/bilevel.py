@@ -10,10 +10,12 @@ Two parts, float64, one process:
    (``jax.grad`` of the upper objective through ``jaxopt.LBFGS`` with its default implicit
    differentiation: ``custom_root`` with normal-equation CG), interleaved repeat by repeat;
    errors against the exact hypergradient (lower level solved to 1e-12, dense backward solve).
-2. **Algorithms** on the ready problems (``quadratic``, ``logistic_l2``, ``hyper_cleaning``
-   with 50% corrupted labels, ``multi_task_logistic``), 3 seeds (the data split and, for
+2. **Algorithms** (implicit AID and unrolled ITD, penalty, BO-REP, LV-HBA, BSVRB v1/v2) on
+   the ready problems they apply to (``quadratic``, ``multi_block_quadratic``,
+   ``logistic_l2``, ``hyper_cleaning`` with 50% corrupted labels, ``multi_task_logistic``,
+   LV-HBA's constrained ``lvhba_toy`` and ``linear_svm``), 3 seeds (the data split and, for
    stochastic methods, the key): the final upper objective, the test accuracy (learning
-   problems) or the relative error to the closed form (quadratic), wall time of the compiled
+   problems) or the relative error to the known solution, wall time of the compiled
    run (compile time apart), gradient and Hessian-vector product counts; the upper objective
    against time and against oracle calls in the plot. On hyper-cleaning the jaxopt-style AID
    loop (``jaxopt.LBFGS`` + ``jax.grad`` + the same optax update, in a ``lax.scan``) is the
@@ -24,7 +26,7 @@ Writes ``<out>/bilevel.json`` and ``<out>/bilevel.png`` and prints markdown tabl
 ``benchmarks/README.md`` when writing to ``benchmarks/results``).
 
     python benchmarks/bilevel.py            # full size (a few minutes on 2 CPU cores)
-    python benchmarks/bilevel.py --quick    # CI size (1 seed, short runs)
+    python benchmarks/bilevel.py --quick    # CI size (1 seed, short runs, four problems)
 """
 
 from __future__ import annotations
@@ -156,9 +158,12 @@ def _jaxopt_aid(rp: bilevel.problems.ReadyProblem, steps: int, outer, inner_tol:
 
 
 def _configs(name: str, rp: Any, quick: bool) -> dict[str, Any]:
-    """Algorithm name -> solver, for the problem ``name``."""
+    """Algorithm name -> solver, for the problem ``name`` (the algorithms that apply to it:
+    BSVRB needs a multi-block problem, BO-REP and the penalty method an unconstrained lower
+    level, and the constrained problems are LV-HBA's)."""
     p = rp.problem
     steps = lambda full, short: short if quick else full
+    decay = lambda lr, every: optax.exponential_decay(lr, every, 0.5, staircase=True)
     if name == "quadratic":
         return {
             "implicit (AID)": bilevel.ImplicitBilevel(p, outer_lr=0.5, max_steps=steps(300, 100)),
@@ -169,12 +174,31 @@ def _configs(name: str, rp: Any, quick: bool) -> dict[str, Any]:
                 p, outer_lr=0.5, mode="unrolled", inner=optax.sgd(0.05), inner_steps=200,
                 max_steps=steps(300, 100),
             ),
+            # the hyper-cleaning script's defaults, with a staircase decay of the normalised step
+            "BO-REP": bilevel.BOREP(p, outer_lr=decay(0.1, 50), max_steps=steps(1000, 300)),
+            # c_k = 0.1 (k + 1)^0.8: the answer is O(1/c_k) from x*, so many cheap steps
+            "LV-HBA": bilevel.LVHBA(
+                p, alpha=0.15, eta=0.15, gamma1=10.0, c_lower=0.1, p=0.8, record_upper=False,
+                max_steps=steps(620_000, 50_000),
+            ),
         }  # fmt: skip
+    if name == "multi_block_quadratic":
+        return {
+            "implicit (AID)": bilevel.ImplicitBilevel(p, outer_lr=0.5, max_steps=steps(300, 100)),
+            "penalty": bilevel.PenaltyBilevel(
+                p, sigma_decay=2.0, sigma_min=1e-5, alpha=1.0, beta=0.1, max_steps=steps(400, 100)
+            ),
+            "BSVRB v1": bilevel.BSVRB(p, version="v1", lr=3.0, max_steps=steps(100, 60)),
+            "BSVRB v2": bilevel.BSVRB(p, version="v2", lr=0.5, tau=0.3, max_steps=steps(300, 150)),
+        }
     if name == "logistic_l2":
         return {
             "implicit (AID)": bilevel.ImplicitBilevel(
                 p, outer=optax.adam(0.1), inner_tol=1e-9, inner_steps=500, max_steps=steps(100, 20)
             ),
+            "penalty": bilevel.PenaltyBilevel(p, max_steps=steps(1000, 200)),
+            "BO-REP": bilevel.BOREP(p, max_steps=steps(300, 100)),
+            "LV-HBA": bilevel.LVHBA(p, max_steps=steps(3000, 500)),
         }
     if name == "hyper_cleaning":
         return {
@@ -183,26 +207,61 @@ def _configs(name: str, rp: Any, quick: bool) -> dict[str, Any]:
                 max_steps=steps(100, 20),
             ),
             "penalty": bilevel.PenaltyBilevel(p, alpha=30.0, beta=1.0, max_steps=steps(1000, 200)),
+            "BO-REP": bilevel.BOREP(p, outer_lr=0.5, max_steps=steps(1000, 200)),
+            "LV-HBA": bilevel.LVHBA(p, **LVHBA_CLEANING, max_steps=steps(3000, 500)),
         }  # fmt: skip
     if name == "multi_task_logistic":
         return {
             "implicit (AID)": bilevel.ImplicitBilevel(
                 p, outer=optax.adam(0.1), inner_tol=1e-9, inner_steps=500, max_steps=steps(100, 20)
             ),
+            "penalty": bilevel.PenaltyBilevel(p, max_steps=steps(1000, 200)),
+            "BSVRB v1": bilevel.BSVRB(p, version="v1", max_steps=steps(300, 50)),
+            "BSVRB v2": bilevel.BSVRB(p, version="v2", max_steps=steps(300, 50)),
         }
+    if name == "lvhba_toy":
+        proj = rp.extras["projection"]
+        return {
+            # the official script as published (its multipliers take either sign)
+            "LV-HBA (official settings)": bilevel.LVHBA(
+                p, projection=proj, multiplier_bounds="symmetric", max_steps=1500
+            ),
+            "LV-HBA (tuned)": bilevel.LVHBA(
+                p, projection=proj, alpha=0.07, beta=0.01, eta=0.07, gamma1=2.0, gamma2=0.02,
+                c_lower=10.0, max_steps=1500,
+            ),
+        }  # fmt: skip
+    if name == "linear_svm":
+        return {
+            "LV-HBA": bilevel.LVHBA(p, projection=rp.extras["projection"],
+                                    max_steps=steps(400, 80), **rp.extras["settings"]),
+        }  # fmt: skip
     raise ValueError(name)
+
+
+PROBLEMS = ["quadratic", "multi_block_quadratic", "logistic_l2", "hyper_cleaning",
+            "multi_task_logistic", "lvhba_toy", "linear_svm"]  # fmt: skip
+QUICK_PROBLEMS = ["quadratic", "multi_block_quadratic", "hyper_cleaning", "lvhba_toy"]
+# LV-HBA on hyper-cleaning (unconstrained lower level): the step sizes of a small search
+LVHBA_CLEANING = dict(alpha=0.5, eta=0.5, gamma1=1.0, c_lower=0.01, p=0.3)
 
 
 def _problem(name: str, seed: int, quick: bool) -> Any:
     P = bilevel.problems
     if name == "quadratic":
         return P.quadratic(seed=seed)
+    if name == "multi_block_quadratic":
+        return P.multi_block_quadratic(seed=seed)
     if name == "logistic_l2":
         return P.logistic_l2(seed=seed)  # one ridge strength (part 1 times 30 of them)
     if name == "hyper_cleaning":
         return P.hyper_cleaning(0.5, seed=seed)
     if name == "multi_task_logistic":
         return P.multi_task_logistic(num_blocks=4 if quick else 10, seed=seed)
+    if name == "lvhba_toy":
+        return P.lvhba_toy()  # deterministic: the seeds repeat the run
+    if name == "linear_svm":
+        return P.linear_svm(seed=seed)
     raise ValueError(name)
 
 
@@ -212,6 +271,10 @@ def _test_metric(name: str, rp: Any, x: Any, y: Any) -> float | None:
     if rp.solution is not None:
         return float(jnp.linalg.norm(x - rp.solution.x) / jnp.linalg.norm(rp.solution.x))
     ex = rp.extras
+    if "projection" in ex:  # linear_svm: the iterate's classifier (feasible by projection)
+        w, b, _ = y
+        pred = jnp.where(ex["X_test"] @ w + b >= 0, 1, -1)
+        return float(jnp.mean(pred == ex["labels_test"]))
     if isinstance(rp.problem, bilevel.MultiBlockProblem):
         # each task's model; accuracy averaged over the tasks (temperatures do not move signs)
         accs = [bilevel.problems.accuracy(y[i], ex["X_test"], ex["labels_test"])
@@ -222,8 +285,16 @@ def _test_metric(name: str, rp: Any, x: Any, y: Any) -> float | None:
     return float(bilevel.problems.accuracy(w, ex["X_test"], ex["labels_test"]))
 
 
+def _final_upper(rp: Any, sol: Any, values: np.ndarray) -> float:
+    """The last recorded upper objective (a run with ``record_upper=False``: evaluated)."""
+    finite = values[~np.isnan(values)]
+    if finite.size:
+        return float(finite[-1])
+    return float(rp.problem.upper_fn(sol.x, sol.y, rp.upper_data))
+
+
 def bench_algorithms(quick: bool, seeds: list[int]) -> dict[str, Any]:
-    names = ["quadratic", "logistic_l2", "hyper_cleaning", "multi_task_logistic"]
+    names = QUICK_PROBLEMS if quick else PROBLEMS
     out: dict[str, Any] = {}
     for pname in names:
         out[pname] = {"runs": {}}
@@ -242,7 +313,7 @@ def bench_algorithms(quick: bool, seeds: list[int]) -> dict[str, Any]:
                     "num_steps": int(sol.stats["num_steps"]),
                     "num_grads": int(sol.stats["num_grads"]),
                     "num_hvps": int(sol.stats["num_hvps"]),
-                    "upper": float(values[~np.isnan(values)][-1]),
+                    "upper": _final_upper(rp, sol, values),
                     "metric": _test_metric(pname, rp, sol.x, sol.y), "curve": values,
                     "successful": bool(sol.result == RESULTS.successful),
                 }  # fmt: skip
@@ -304,7 +375,8 @@ def table(hg: dict[str, Any], algs: dict[str, Any]) -> str:
     )  # fmt: skip
     rows = []
     for pname, d in algs.items():
-        metric = "rel. error x" if pname == "quadratic" else "test accuracy"
+        metric = "rel. error x" if pname in ("quadratic", "multi_block_quadratic",
+                                             "lvhba_toy") else "test accuracy"  # fmt: skip
         for alg, runs in d["runs"].items():
             med = lambda k, runs=runs: float(np.median([r[k] for r in runs]))
             rows.append([pname, alg, len(runs), H.fmt(med("upper"), ".4g"),
