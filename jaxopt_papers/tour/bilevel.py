@@ -30,6 +30,7 @@ def _solvers(problem, quick: bool) -> dict:
         "PenaltyBilevel (first order)": bilevel.PenaltyBilevel(
             problem, alpha=30.0, beta=1.0, max_steps=10 * steps
         ),
+        "BOREP (normalised momentum)": bilevel.BOREP(problem, outer_lr=0.5, max_steps=10 * steps),
     }  # fmt: skip
 
 
