@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-AREAS = ("optimizers", "implicit", "proximal", "ot", "linear", "qp", "smooth", "fixed_point")
+AREAS = ("optimizers", "implicit", "proximal", "ot", "linear", "qp", "smooth", "fixed_point",
+         "bilevel")  # fmt: skip
 
 
 def tables() -> dict[str, list]:
