@@ -3,28 +3,37 @@
 (a) **State bytes** of ``adam8bit``/``adamw8bit``/``lion8bit`` against ``optax.adam``/
     ``adamw``/``lion`` on the ~10.1M-parameter conv-net pytree of ``benchmarks/optimizers.py``
     (issue target: ≤ 0.27x Adam's).
-(b) **Update-step time** on that pytree: the jitted, donated
-    ``(params, grads, state) -> (apply_updates(params, updates), new_state)`` of ours and of the
-    anchor, interleaved repeat by repeat in one process (the machine may be shared: interleaving
-    keeps the ratio usable); median and min per step, the ratio (median of paired per-repeat
-    ratios; issue target ≤ 1.5x optax.adam). bitsandbytes' CPU ``Adam8bit`` and torch's ``Adam``
-    on the same sizes are timed as an anchor when torch and bitsandbytes are installed.
-(c) **Training curves** with the same batches, seeds and learning rate: the digits MLP and CNN
-    (:mod:`jaxopt_papers.tour.workloads`) and a small character-level transformer language model
-    on text the environment ships (the source of Python standard-library modules); final
-    training loss of ``adam8bit`` against ``optax.adam`` (issue target: within 1%).
+(b) **Update-step time** on that pytree: the jitted ``(params, grads, state) ->
+    (apply_updates(params, updates), new_state)`` of ours and of the anchor, with params and
+    state donated on both sides, interleaved repeat by repeat in one process (the machine may be
+    shared: interleaving keeps the ratio usable); median and min per step, the ratio (median of
+    paired per-repeat ratios; issue target ≤ 1.5x optax.adam). bitsandbytes' CPU ``Adam8bit``
+    and torch's ``Adam`` on the same sizes are timed as an anchor when torch and bitsandbytes
+    are installed.
+(c) **Final training loss** of ``adam8bit`` against ``optax.adam`` (issue target: within 1%),
+    same seeds, initialisations, batches and learning-rate schedule on both sides, the
+    difference paired per seed with its standard error and the fp32 seed spread beside it:
+    the digits MLP and CNN (:mod:`jaxopt_papers.tour.workloads`) with an L2 penalty, trained to
+    convergence (the objective has a positive minimum, so its final value says where the
+    optimizer ends up), and a small character-level transformer language model on text the
+    environment ships (the source of Python standard-library modules), to the end of a cosine
+    schedule. A difference more than two standard errors beyond 1% fails; one within two
+    standard errors of the target is reported as "within noise" (the seeds cannot tell). For
+    the record, the unregularised digits networks at a fixed budget, where the loss heads to
+    zero on a memorisable training split (not a final-loss test).
 
 Writes ``<out>/quantized.json`` and ``<out>/quantized.png`` and prints markdown tables, which go
 into ``benchmarks/README.md`` when writing to the default ``benchmarks/results`` (or to
 ``--readme``)::
 
-    python benchmarks/quantized.py            # full size (a few minutes on 2 CPU cores)
+    python benchmarks/quantized.py            # full size (several minutes on 2 CPU cores)
     python benchmarks/quantized.py --quick    # CI size
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import math
 import pathlib
@@ -44,6 +53,11 @@ from optimizers import _Runner, model_shapes, random_tree  # noqa: E402
 
 import jaxopt_papers.quantized as Q  # noqa: E402
 from jaxopt_papers.tour import workloads as W  # noqa: E402
+
+LR = 3e-3
+"""Learning rate (peak, for the cosine schedules) of every training comparison."""
+L2 = 1e-2
+"""Weight of the squared-weight penalty of the converged digits objectives."""
 
 PAIRS = [
     ("adam8bit", lambda: Q.adam8bit(1e-3), "optax.adam", lambda: optax.adam(1e-3), 1.5),
@@ -193,45 +207,96 @@ def lm_workload(num_steps: int, seq: int = 64, d: int = 128, layers: int = 2, he
     )  # fmt: skip
 
 
+def regularised(wl: W.Workload, num_steps: int, l2: float = L2) -> W.Workload:
+    """``wl`` with ``l2 / 2 * sum of squared weights`` (kernels, not biases) added to its loss.
+
+    The objective then has a positive minimum that a converged run reaches whatever the
+    optimizer: its final value measures where the optimizer ends up, not how fast it moves
+    towards zero loss on a training split the network can memorise.
+    """
+    base = wl.loss
+
+    def loss(params, batch):
+        weights = [x for x in jax.tree.leaves(params) if x.ndim >= 2]
+        return base(params, batch) + 0.5 * l2 * sum(jnp.sum(w**2) for w in weights)
+
+    return dataclasses.replace(
+        wl, name=f"{wl.name}_l2", loss=loss, num_steps=num_steps, eval_every=num_steps // 10,
+        description=f"{wl.description}, + {l2:g}/2 |W|^2, to convergence",
+    )  # fmt: skip
+
+
+def _compare(wl: W.Workload, seeds: int, make_schedule) -> dict[str, Any]:
+    """adam8bit against optax.adam, same seeds, batches and schedule; paired statistics."""
+    sched = make_schedule(wl.num_steps)
+    contenders = {"optax.adam": optax.adam(sched), "adam8bit": Q.adam8bit(sched)}
+    params = [W.init_params(wl, s) for s in range(seeds)]
+    idx = [jnp.asarray(W.batch_indices(wl, s)) for s in range(seeds)]
+    runs = {k: [] for k in contenders}
+    compiled = {
+        k: H.compile_timed(W.make_train(wl, tx), params[0], idx[0], wl.data)
+        for k, tx in contenders.items()
+    }
+    for s in range(seeds):
+        for k in contenders:
+            runs[k].append(jax.device_get(compiled[k][0](params[s], idx[s], wl.data)))
+    res = {}
+    for k in contenders:
+        final = [float(r.eval_train_loss[-1]) for r in runs[k]]
+        res[k] = {
+            "final_train_loss": float(np.mean(final)),
+            "final_train_loss_seeds": final,
+            "final_test_metric": float(np.mean([r.eval_metric[-1] for r in runs[k]])),
+            "curve_train_loss": np.mean([r.eval_train_loss for r in runs[k]], 0).tolist(),
+            "eval_step": np.asarray(runs[k][0].eval_step).tolist(),
+            "compile_s": compiled[k][1],
+        }
+    ours = np.asarray(res["adam8bit"]["final_train_loss_seeds"])
+    ref = np.asarray(res["optax.adam"]["final_train_loss_seeds"])
+    paired = ours / ref - 1
+    return {
+        "description": wl.description, "num_params": wl.num_params, "num_steps": wl.num_steps,
+        "seeds": seeds,
+        "eight_bit_params": int(sum(x.size for x in jax.tree.leaves(params[0]) if x.size >= 4096)),
+        "results": res,
+        "relative_difference": float(ours.mean() / ref.mean() - 1),
+        "paired_difference": float(paired.mean()),
+        "paired_difference_se": float(paired.std(ddof=1) / np.sqrt(seeds)) if seeds > 1 else None,
+        "fp32_seed_spread": float((ref.max() - ref.min()) / ref.mean()) if seeds > 1 else None,
+    }  # fmt: skip
+
+
+def verdict(diff: float, se: float | None, target: float) -> dict[str, Any]:
+    """PASS within the target; FAIL if more than two standard errors beyond it; else the seeds
+    cannot tell (the difference is within noise of the target)."""
+    if abs(diff) <= target:
+        return {"pass": True, "verdict": "PASS"}
+    if se is None or abs(diff) - 2 * se > target:
+        return {"pass": False, "verdict": "FAIL"}
+    return {"pass": None, "verdict": "within noise"}
+
+
 def training(quick: bool, seeds: int) -> dict[str, Any]:
-    wls = [W.digits_mlp(200 if quick else 1000), W.digits_cnn(100 if quick else 400),
-           lm_workload(60 if quick else 400)]  # fmt: skip
-    contenders = {"optax.adam": lambda: optax.adam(3e-3), "adam8bit": lambda: Q.adam8bit(3e-3)}
-    out = {}
-    for wl in wls:
-        runs = {k: [] for k in contenders}
-        compiled = {}
-        params = [W.init_params(wl, s) for s in range(seeds)]
-        idx = [jnp.asarray(W.batch_indices(wl, s)) for s in range(seeds)]
-        for name, make in contenders.items():
-            compiled[name] = H.compile_timed(W.make_train(wl, make()), params[0], idx[0], wl.data)
-        for s in range(seeds):
-            for name in contenders:
-                res = jax.device_get(compiled[name][0](params[s], idx[s], wl.data))
-                runs[name].append(res)
-        res_wl = {}
-        for name in contenders:
-            final = [float(r.eval_train_loss[-1]) for r in runs[name]]
-            res_wl[name] = {
-                "final_train_loss": float(np.mean(final)),
-                "final_train_loss_seeds": final,
-                "final_test_metric": float(np.mean([r.eval_metric[-1] for r in runs[name]])),
-                "curve_train_loss": np.mean([r.eval_train_loss for r in runs[name]], 0).tolist(),
-                "eval_step": np.asarray(runs[name][0].eval_step).tolist(),
-                "compile_s": compiled[name][1],
-            }
-        a, b = res_wl["adam8bit"]["final_train_loss"], res_wl["optax.adam"]["final_train_loss"]
-        seeds_a = res_wl["optax.adam"]["final_train_loss_seeds"]
-        out[wl.name] = {
-            "description": wl.description, "num_params": wl.num_params, "num_steps": wl.num_steps,
-            "eight_bit_params": int(
-                sum(x.size for x in jax.tree.leaves(params[0]) if x.size >= 4096)
-            ),
-            "results": res_wl, "relative_difference": a / b - 1,
-            "fp32_seed_spread": (max(seeds_a) - min(seeds_a)) / b if seeds > 1 else None,
-            "target": 0.01, "pass": abs(a / b - 1) <= 0.01,
-        }  # fmt: skip
-        print(f"  {wl.name}: adam8bit/adam final train loss {a:.5g}/{b:.5g}", flush=True)
+    """The final-loss criterion on converged objectives, and the approach to zero loss."""
+    cosine = lambda n: optax.cosine_decay_schedule(LR, n)
+    constant = lambda n: LR
+    final = [
+        (regularised(W.digits_mlp(), 200 if quick else 2000), cosine, seeds),
+        (regularised(W.digits_cnn(), 100 if quick else 1000), cosine, seeds),
+        (lm_workload(60 if quick else 400), cosine, max(1, min(seeds, 4))),
+    ]
+    out: dict[str, Any] = {"final": {}, "zero_loss": {}}
+    for wl, sched, n in final:
+        r = _compare(wl, n, sched)
+        r.update(target=0.01, **verdict(r["paired_difference"], r["paired_difference_se"], 0.01))
+        out["final"][wl.name] = r
+        print(f"  {wl.name}: adam8bit/adam final train loss "
+              f"{r['results']['adam8bit']['final_train_loss']:.5g}/"
+              f"{r['results']['optax.adam']['final_train_loss']:.5g}", flush=True)  # fmt: skip
+    for wl in (W.digits_mlp(100 if quick else 400), W.digits_cnn(100 if quick else 400)):
+        r = _compare(wl, seeds, constant)
+        out["zero_loss"][wl.name] = r
+        print(f"  {wl.name} (no regulariser): {100 * r['paired_difference']:+.2f}%", flush=True)
     return out
 
 
@@ -266,17 +331,36 @@ def tables(res: dict[str, Any]) -> str:
                       f"(ratio {bn['ratio_median']:.2f}x)."]  # fmt: skip
     tr = res.get("training")
     if tr:
-        parts += ["", "Final training loss (whole training split, mean over seeds, same batches "
-                  "and learning rate 3e-3):", ""]  # fmt: skip
+
+        def pm(v):
+            se = v["paired_difference_se"]
+            return f"{100 * v['paired_difference']:+.2f}%" + (
+                "" if se is None else f" ± {100 * se:.2f}"
+            )
+
+        def spread(v):
+            return "—" if v["fp32_seed_spread"] is None else f"{100 * v['fp32_seed_spread']:.2f}%"
+
+        parts += ["", f"Final training loss (whole training split; peak learning rate {LR:g}; "
+                  "same seeds, batches and schedule for both; difference: mean over seeds of "
+                  "the per-seed ratio − 1, ± its standard error):", ""]  # fmt: skip
         parts.append(H.markdown_table(
-            ["workload", "params (8-bit)", "steps", "optax.adam", "adam8bit", "difference",
-             "fp32 seed spread", "target", "result"],
-            [[k, f"{v['num_params']} ({v['eight_bit_params']})", v["num_steps"],
+            ["workload", "params (8-bit)", "steps", "seeds", "optax.adam", "adam8bit",
+             "difference", "fp32 seed spread", "target", "result"],
+            [[k, f"{v['num_params']} ({v['eight_bit_params']})", v["num_steps"], v["seeds"],
               f"{v['results']['optax.adam']['final_train_loss']:.5g}",
-              f"{v['results']['adam8bit']['final_train_loss']:.5g}",
-              f"{100 * v['relative_difference']:+.2f}%",
-              "—" if v["fp32_seed_spread"] is None else f"{100 * v['fp32_seed_spread']:.2f}%",
-              "≤ 1%", "PASS" if v["pass"] else "FAIL"] for k, v in tr.items()]))  # fmt: skip
+              f"{v['results']['adam8bit']['final_train_loss']:.5g}", pm(v), spread(v),
+              "≤ 1%", v["verdict"]]
+             for k, v in tr["final"].items()]))  # fmt: skip
+        parts += ["", "Approach to zero loss (no regulariser, constant learning rate, the "
+                  "training split memorisable; not a final-loss test):", ""]  # fmt: skip
+        parts.append(H.markdown_table(
+            ["workload", "steps", "seeds", "optax.adam", "adam8bit", "difference",
+             "fp32 seed spread"],
+            [[k, v["num_steps"], v["seeds"],
+              f"{v['results']['optax.adam']['final_train_loss']:.4g}",
+              f"{v['results']['adam8bit']['final_train_loss']:.4g}", pm(v), spread(v)]
+             for k, v in tr["zero_loss"].items()]))  # fmt: skip
     return "\n".join(parts) + "\n"
 
 
@@ -286,15 +370,21 @@ def plot(res: dict[str, Any], path: pathlib.Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tr = res.get("training", {})
-    fig, axes = plt.subplots(1, max(1, len(tr)), figsize=(4.5 * max(1, len(tr)), 3.6))
+    tr = {
+        **res.get("training", {}).get("final", {}),
+        **{
+            f"{k} (no regulariser)": v
+            for k, v in res.get("training", {}).get("zero_loss", {}).items()
+        },
+    }
+    fig, axes = plt.subplots(1, max(1, len(tr)), figsize=(4.2 * max(1, len(tr)), 3.6))
     for ax, (name, d) in zip(np.atleast_1d(axes), tr.items(), strict=False):
         for opt, style in (("optax.adam", "k--"), ("adam8bit", "C0-")):
             r = d["results"][opt]
             ax.semilogy(r["eval_step"], r["curve_train_loss"], style, label=opt)
-        ax.set_title(name)
+        ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("training loss (mean over seeds)")
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -305,7 +395,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="CI-sized run")
     ap.add_argument("--out", type=pathlib.Path, default=H.RESULTS_DIR, help="output directory")
-    ap.add_argument("--seeds", type=int, default=None, help="seeds per workload (default 2)")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per digits workload (default 5; the transformer uses at most 4)",
+    )
     ap.add_argument("--repeats", type=int, default=None, help="update-step repeats")
     ap.add_argument("--skip-update-step", action="store_true")
     ap.add_argument("--skip-training", action="store_true")
@@ -321,7 +416,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         res["update_step"] = update_step(scale, repeats, 1 if args.quick else 2)
     if not args.skip_training:
         print("training:", flush=True)
-        res["training"] = training(args.quick, args.seeds or (1 if args.quick else 2))
+        res["training"] = training(args.quick, args.seeds or (2 if args.quick else 5))
     res["total_s"] = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     H.write_json(args.out / "quantized.json", res)

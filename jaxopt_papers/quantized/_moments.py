@@ -92,9 +92,7 @@ def load(stored: jax.Array, absmax: jax.Array, code: np.ndarray, dtype, block_si
     """The moment in ``dtype``: blocks ``(blocks, block_size)`` for codes, else as stored."""
     if not is_8bit(stored):
         return stored.astype(dtype)
-    blocks = B.to_blocks(stored, block_size)
-    values = jnp.take(jnp.asarray(code), blocks.astype(jnp.int32), mode="clip")
-    return values.astype(dtype) * absmax.astype(dtype)[:, None]
+    return dequantize_blocks(B.to_blocks(stored, block_size), absmax, code, dtype)
 
 
 def store(value: jax.Array, like: jax.Array, code: np.ndarray, signed: bool):
@@ -106,17 +104,56 @@ def store(value: jax.Array, like: jax.Array, code: np.ndarray, signed: bool):
     """
     if not is_8bit(like):
         return value.astype(like.dtype), jnp.zeros((0,), jnp.float32)
-    absmax = jnp.max(jnp.abs(value), axis=1).astype(jnp.float32)
+    codes, absmax = quantize_blocks(value, code, signed)
+    return B.from_blocks(codes, like.shape), absmax
+
+
+def quantize_blocks(value: jax.Array, code: np.ndarray, signed: bool):
+    """``(codes, absmax)`` of ``value`` laid out as ``(..., block_size)`` blocks."""
+    absmax = jnp.max(jnp.abs(value), axis=-1).astype(jnp.float32)
     denom = jnp.where(absmax > 0, absmax, 1.0).astype(value.dtype)
-    x = (value / denom[:, None]).astype(jnp.float32)
-    book = B.codebook(code)
-    idx = book.nearest(x)
-    if signed:
-        wrong = (idx < book.num_negative) != jnp.signbit(value)
-        idx = idx + jnp.where(wrong, jnp.where(value > 0, 1, -1), 0)
-        idx = idx % 256
-    codes = B.from_blocks(idx.astype(jnp.uint8), like.shape)
-    return codes, absmax
+    x = (value / denom[..., None]).astype(jnp.float32)
+    idx = B.codebook(code).nearest(x, sign_guard=signed)
+    return idx.astype(jnp.uint8), absmax
+
+
+def dequantize_blocks(codes: jax.Array, absmax: jax.Array, code: np.ndarray, dtype):
+    """``code[codes] * absmax`` for ``(..., block_size)`` codes and ``(...)`` maxima."""
+    values = jnp.take(jnp.asarray(code), codes.astype(jnp.int32), mode="clip")
+    return values.astype(dtype) * absmax.astype(dtype)[..., None]
+
+
+CHUNK_BLOCKS = 1024
+"""Blocks per step of :func:`update_in_chunks` used by the optimizers (256K entries for blocks
+of 256), read when an update is traced."""
+
+
+def update_in_chunks(kernel, reads: tuple, state: tuple, chunk: int) -> tuple:
+    """``kernel(reads, state) -> new_state`` applied to consecutive runs of ``chunk`` blocks.
+
+    Every array in ``reads`` and ``state`` has the blocks along its first axis. The state is
+    updated in place, one run at a time, so the float32 moments of only ``chunk`` blocks are
+    ever materialised: XLA:CPU fuses neither a reduction with its producer nor several
+    outputs, and the moments of a whole large tensor would otherwise be written to memory and
+    read back. The result does not depend on ``chunk``.
+    """
+    num = state[0].shape[0]
+    if num <= chunk:
+        return tuple(kernel(reads, state))
+
+    def run(start, size, state):
+        def part(a):
+            return jax.lax.dynamic_slice_in_dim(a, start, size, 0)
+
+        new = kernel(tuple(map(part, reads)), tuple(map(part, state)))
+        pairs = zip(state, new, strict=True)
+        return tuple(jax.lax.dynamic_update_slice_in_dim(a, n, start, 0) for a, n in pairs)
+
+    steps, tail = divmod(num, chunk)
+    state = jax.lax.fori_loop(0, steps, lambda i, s: run(i * chunk, chunk, s), tuple(state))
+    if tail:
+        state = run(steps * chunk, tail, state)
+    return state
 
 
 def as_blocks(x: jax.Array, like: jax.Array, block_size: int) -> jax.Array:

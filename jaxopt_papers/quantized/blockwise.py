@@ -27,8 +27,10 @@ Differences from the reference code:
 * bitsandbytes' CPU backend quantises through a 65,536-bin uniform lookup table of the
   normalised value (resolution ``2 / 65536`` of the block maximum), so values below about
   ``3e-5 · absmax`` and values near a midpoint can get a different code than the exact nearest
-  code that its CUDA kernel and this module give. Our lookup table is keyed by the float32 bit
-  pattern and corrected by one midpoint comparison: it is exact.
+  code that its CUDA kernel and this module give. Our table is keyed by the top bits of the
+  float32 bit pattern; each entry holds a code and where in the bin the one midpoint it may
+  contain lies, so one lookup and one comparison give the exact nearest code (the table is
+  checked against a search at every bin edge and midpoint when it is built).
 * Quantisation multiplies by the float32 reciprocal of the block maximum, as the CUDA kernel
   does; inputs of any floating dtype are rounded to float32 first.
 """
@@ -135,11 +137,18 @@ def _dynamic_map_np(signed: bool, max_exponent_bits: int, total_bits: int) -> np
 
 
 class Codebook:
-    """A concrete sorted code with the tables for fast exact nearest-code rounding.
+    """A concrete sorted code with a table for exact nearest-code rounding by one lookup.
 
-    ``lut[key]`` is the nearest code at the low end of the float32 bin ``key`` (the top
-    ``9 + mantissa_bits`` bits of the value's bit pattern); every bin holds at most one
-    midpoint, so one comparison with ``mids[lut[key]]`` finishes the rounding.
+    A float32 ``x`` is split into its top ``9 + bits`` bits (sign, exponent and leading
+    mantissa bits: the *bin* ``key``) and the remaining ``shift = 23 - bits`` low bits. ``bits``
+    is the smallest number for which every bin holds at most one midpoint between neighbouring
+    code values, so the nearest code in a bin is ``k0`` or ``k0 + 1``, and which of the two
+    depends only on whether the low bits reach a per-bin threshold ``t`` (ties at a midpoint
+    resolved to the even index, the threshold read in the sign's direction). ``table[key]``
+    packs ``k0 << (shift + 1) | t``; one integer gather, a mask and a comparison round ``x``.
+    ``guarded`` is the same table with bitsandbytes' sign guard for signed codes folded in.
+    Both tables are checked against a NumPy search at every bin edge and midpoint when built;
+    a code that fails (or has near-equal neighbours) falls back to a search.
     """
 
     def __init__(self, code: np.ndarray):
@@ -153,15 +162,18 @@ class Codebook:
         self.mids = self.mids.astype(np.float32)
         self.num_negative = int(np.sum(np.signbit(code)))
         self.zero_index = int(nearest_code_np(code, np.zeros(1, np.float32))[0])
+        self.table = self.guarded = None
+        self.shift = 0
         for bits in range(6, 16):
             lut = self._lut(bits)
             if lut is not None:
-                self.lut, self.shift = lut, 23 - bits
+                self.shift = 23 - bits
+                self.table = self._pack(lut, guard=False)
+                self.guarded = self._pack(lut, guard=True)
                 break
-        else:  # a code with near-equal neighbours: fall back to a search
-            self.lut, self.shift = None, 0
 
     def _lut(self, bits: int) -> np.ndarray | None:
+        """Nearest code at each bin's lower value end, or None if a bin holds two midpoints."""
         shift = 23 - bits
         keys = np.arange(2 ** (9 + bits), dtype=np.uint64).astype(np.uint32)
         ends = []
@@ -170,16 +182,85 @@ class Codebook:
             vals = np.where(np.isfinite(vals), np.clip(vals, -1, 1), 0).astype(np.float32)
             ends.append(nearest_code_np(self.code, vals))
         lo, hi = np.minimum(*ends), np.maximum(*ends)
-        return lo.astype(np.uint8) if np.all(hi - lo <= 1) else None
+        return lo.astype(np.int64) if np.all(hi - lo <= 1) else None
 
-    def nearest(self, x: jax.Array) -> jax.Array:
-        """Index (int32) of the nearest code value to float32 ``x`` (ties: even index)."""
-        if self.lut is None:
-            return _nearest_search(x, jnp.asarray(self.code))
-        key = jax.lax.bitcast_convert_type(x, jnp.uint32) >> self.shift
-        k = jnp.take(jnp.asarray(self.lut), key.astype(jnp.int32), mode="clip").astype(jnp.int32)
-        mid = jnp.take(jnp.asarray(self.mids), k, mode="clip")
-        return k + ((x > mid) | ((x == mid) & (k % 2 == 1))).astype(jnp.int32)
+    def _guard_np(self, k: np.ndarray, negative: np.ndarray, positive: np.ndarray) -> np.ndarray:
+        """The sign guard: a code on the wrong side of zero moves one step towards its sign."""
+        wrong = (k < self.num_negative) != negative
+        return np.where(wrong, (k + np.where(positive, 1, -1)) % 256, k)
+
+    def _pack(self, k0: np.ndarray, guard: bool) -> np.ndarray | None:
+        shift = self.shift
+        keys = np.arange(k0.size, dtype=np.uint64).astype(np.uint32)
+        mid = np.where(k0 < 255, self.mids[np.minimum(k0, 254)], np.float32(np.inf))
+        mid_bits = mid.astype(np.float32).view(np.uint32)
+        inside = (mid_bits >> np.uint32(shift)) == keys
+        low = (mid_bits & np.uint32((1 << shift) - 1)).astype(np.int64)
+        odd = k0 % 2
+        negative = (keys >> np.uint32(31 - shift)) == 1
+        # low bits (flipped for negative values, whose magnitude grows with them) >= threshold
+        thresh = np.where(negative, (1 << shift) - (low + odd), low + 1 - odd)
+        thresh = np.where(inside, thresh, 1 << shift)
+        if guard:
+            r0 = self._guard_np(k0, negative, ~negative)
+            r1 = self._guard_np(k0 + 1, negative, ~negative)
+            thresh = np.where(r1 == r0, 1 << shift, thresh)
+            if np.any((r1 != r0) & (r1 != r0 + 1) & inside):
+                return None
+            k0 = r0
+        table = ((k0 << (shift + 1)) | thresh).astype(np.uint32)
+        return table if self._check(table, guard) else None
+
+    def _probes(self) -> np.ndarray:
+        shift = self.shift
+        keys = np.arange(2 ** (32 - shift), dtype=np.uint64).astype(np.uint32)
+        mids = self.mids[:-1]
+        parts = [mids, np.nextafter(mids, np.float32(2)), np.nextafter(mids, np.float32(-2))]
+        for fill in (0, (1 << shift) - 1):
+            parts.append(((keys << np.uint32(shift)) | np.uint32(fill)).view(np.float32))
+        x = np.concatenate([*parts, self.code, np.float32([0.0, -0.0, 1.0, -1.0])])
+        x = x[np.isfinite(x) & (np.abs(x) <= 1)].astype(np.float32)
+        # a product with the reciprocal of the block maximum can exceed 1 by an ulp or two
+        beyond = np.float32([1.0000001, 1.0000002, -1.0000001, -1.0000002])
+        return np.concatenate([x, beyond]).astype(np.float32)
+
+    def _check(self, table: np.ndarray, guard: bool) -> bool:
+        x = self._probes()
+        want = nearest_code_np(self.code, x)
+        if guard:
+            want = self._guard_np(want, np.signbit(x), x > 0)
+        return bool(np.array_equal(self._lookup_np(table, x), want))
+
+    def _lookup_np(self, table: np.ndarray, x: np.ndarray) -> np.ndarray:
+        bits = x.view(np.uint32)
+        e = table[bits >> np.uint32(self.shift)].astype(np.int64)
+        mask = (1 << self.shift) - 1
+        low = (bits & np.uint32(mask)).astype(np.int64)
+        low = np.where(bits >> np.uint32(31) == 1, low ^ mask, low)
+        return (e >> (self.shift + 1)) + (low >= (e & ((1 << (self.shift + 1)) - 1)))
+
+    def nearest(self, x: jax.Array, sign_guard: bool = False) -> jax.Array:
+        """Index (int32) of the nearest code value to float32 ``x`` (ties: even index).
+
+        With ``sign_guard``, a result whose code value has the other sign than ``x`` moves one
+        index towards ``x``'s sign (bitsandbytes' guard for signed states).
+        """
+        table = self.guarded if sign_guard else self.table
+        if table is None:
+            idx = _nearest_search(x, jnp.asarray(self.code))
+            if sign_guard:
+                wrong = (idx < self.num_negative) != jnp.signbit(x)
+                idx = (idx + jnp.where(wrong, jnp.where(x > 0, 1, -1), 0)) % 256
+            return idx
+        shift = self.shift
+        bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
+        key = (bits >> shift).astype(jnp.int32)
+        # gather as uint32 then convert: the gather keeps one user and fuses into its consumer
+        e = jnp.take(jnp.asarray(table), key, mode="clip").astype(jnp.int32)
+        mask = jnp.uint32((1 << shift) - 1)
+        low = jnp.where(bits >> 31 == 1, bits ^ mask, bits) & mask
+        above = low.astype(jnp.int32) >= (e & ((1 << (shift + 1)) - 1))
+        return (e >> (shift + 1)) + above.astype(jnp.int32)
 
 
 @functools.lru_cache(maxsize=16)

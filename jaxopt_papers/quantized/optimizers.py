@@ -25,11 +25,14 @@ unchanged (2-state kernel). Lion: ``p <- p (1 - lr wd) - lr sign(b1 m + (1 - b1)
 ``m = b2 m + (1 - b2) g``. SGD: ``g += wd p``; ``m = g`` at the first step, then
 ``m = b1 m + g``; ``p <- p - lr m``.
 
-The update is computed in one jitted pass per leaf (dequantise, update, requantise); only the
-block being worked on needs the float32 moments. Sharding: the codes have the parameter's shape
-and follow its sharding; the block maxima are small and replicated; blocks run along the
-row-major flattened tensor, so a block crosses a shard boundary unless the shard holds whole
-rows of a multiple of ``block_size`` entries.
+Per leaf, the update is one elementwise pass (dequantise, update the moments, the step), and
+the new codes are computed again from the stored ones in runs of 1024 blocks, a loop over the
+tensor; no float32 moment of a whole tensor is ever written to memory. Quantising is one lookup
+in a table keyed by the float32 bit pattern (:mod:`.blockwise`). Sharding: the codes have the
+parameter's shape and follow its sharding; the block maxima are small and replicated; blocks
+run along the row-major flattened tensor, so a block crosses a shard boundary unless the shard
+holds whole rows of a multiple of ``block_size`` entries (results do not depend on the
+sharding; pass the state's shardings as ``out_shardings`` to keep them).
 
 Defaults are bitsandbytes': Adam8bit ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wd=0``;
 AdamW8bit the same with ``wd=1e-2``; Lion8bit ``lr=1e-4, betas=(0.9, 0.99), wd=0``; SGD8bit
@@ -60,6 +63,7 @@ import optax
 
 from jaxopt_papers import _validation as V
 from jaxopt_papers.quantized import _moments as Q
+from jaxopt_papers.quantized import blockwise as B
 
 __all__ = [
     "Adam8bitState",
@@ -166,8 +170,22 @@ def _decay_tree(owner, mask, params, updates):
 # ------------------------------------------------------------------------------------ Adam
 
 
-def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size):
-    """One leaf of the 8-bit Adam step (the kernel of the module docstring)."""
+def _adam_moments(gb, m, v, beta1, beta2):
+    """The new ``(m, v)`` and the finite mask from the gradient and the loaded moments."""
+    finite = jnp.isfinite(gb)
+    g0 = jnp.where(finite, gb, 0)
+    v = jnp.where(finite, v * beta2 + ((1 - beta2) * g0) * g0, 0)
+    m = jnp.where(finite, m * beta1 + (1 - beta1) * g0, 0)
+    return m, v, finite
+
+
+def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size, chunk):
+    """One leaf of the 8-bit Adam step (the kernel of the module docstring).
+
+    The update is one elementwise pass over the tensor; the requantised state is computed
+    again from the stored codes in runs of blocks (``Q.update_in_chunks``), so no float32
+    moment of the whole tensor is written to memory.
+    """
     b1, b2, eps, lr, wd = hp
     code1, code2 = Q.signed_code(), Q.unsigned_code()
     dtype = V.compute_dtype(g.dtype, p.dtype)
@@ -175,62 +193,81 @@ def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size
     m = Q.load(mq, ma, code1, dtype, block_size)
     v = Q.load(nq, na, code2, dtype, block_size)
     beta1, beta2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
-    finite = jnp.isfinite(gb)
-    g0 = jnp.where(finite, gb, 0)
-    v = jnp.where(finite, v * beta2 + ((1 - beta2) * g0) * g0, 0)
-    m = jnp.where(finite, m * beta1 + (1 - beta1) * g0, 0)
+    m, v, finite = _adam_moments(gb, m, v, beta1, beta2)
     t = count.astype(dtype)
     c1 = 1 - beta1**t
     c2 = jnp.sqrt(1 - beta2**t)
     ratio = m / (jnp.sqrt(v) + c2 * jnp.asarray(eps, dtype))
-    if not has_lr:
-        u = (c2 / c1) * ratio
-    else:
-        u = ((-lr * c2) / c1) * ratio
-        if use_decay:
-            pb = Q.as_blocks(p, mq, block_size).astype(dtype)
-            u = u - (lr * wd) * (pb + u)
-    u = jnp.where(finite, u, 0)
-    new_mq, new_ma = Q.store(m, mq, code1, signed=True)
-    new_nq, new_na = Q.store(v, nq, code2, signed=False)
-    u = Q.from_layout(u, mq).astype(g.dtype)
-    return u, new_mq, new_ma, new_nq, new_na
+    u = Q.from_layout((c2 / c1) * ratio if not has_lr else ((-lr * c2) / c1) * ratio, mq)
+    if has_lr and use_decay:  # in the parameter's layout, so that XLA updates it in place
+        u = u - (lr * wd) * (p.astype(dtype) + u)
+    u = jnp.where(Q.from_layout(finite, mq), u, 0).astype(g.dtype)
+    if not Q.is_8bit(mq):
+        return u, m.astype(mq.dtype), ma, v.astype(nq.dtype), na
+
+    def requantise(reads, state):
+        (g_part,) = reads
+        mq_part, ma_part, nq_part, na_part = state
+        m_part = Q.dequantize_blocks(mq_part, ma_part, code1, dtype)
+        v_part = Q.dequantize_blocks(nq_part, na_part, code2, dtype)
+        m_part, v_part, _ = _adam_moments(g_part, m_part, v_part, beta1, beta2)
+        return (*Q.quantize_blocks(m_part, code1, True), *Q.quantize_blocks(v_part, code2, False))
+
+    state = (B.to_blocks(mq, block_size), ma, B.to_blocks(nq, block_size), na)
+    new_mq, new_ma, new_nq, new_na = Q.update_in_chunks(requantise, (gb,), state, chunk)
+    return u, B.from_blocks(new_mq, mq.shape), new_ma, B.from_blocks(new_nq, nq.shape), new_na
 
 
 # one compiled program per leaf shape when called eagerly (inlined under an outer jit)
-_adam_leaf_jit = jax.jit(_adam_leaf, static_argnames=("has_lr", "use_decay", "block_size"))
+_adam_leaf_jit = jax.jit(_adam_leaf, static_argnames=("has_lr", "use_decay", "block_size", "chunk"))
 
 
-def _one_state_leaf(g, p, mq, ma, count, hp, *, kind, has_lr, use_decay, block_size):
-    """One leaf of the 8-bit Lion or momentum step."""
+def _one_state_moment(kind, gb, pb, m, count, beta1, beta2, wd):
+    """Lion's direction (None for momentum), the new momentum and the (decayed) gradient."""
+    if kind == "lion":
+        return jnp.sign(m * beta1 + (1 - beta1) * gb), m * beta2 + (1 - beta2) * gb, gb
+    if pb is not None:
+        gb = gb + pb * wd
+    return None, jnp.where(count == 0, gb, m * beta1 + gb), gb
+
+
+def _one_state_leaf(g, p, mq, ma, count, hp, *, kind, has_lr, use_decay, block_size, chunk):
+    """One leaf of the 8-bit Lion or momentum step (requantised in runs of blocks)."""
     b1, b2, lr, wd = hp
     code1 = Q.signed_code()
     dtype = V.compute_dtype(g.dtype, p.dtype)
     gb = Q.as_blocks(g, mq, block_size).astype(dtype)
     m = Q.load(mq, ma, code1, dtype, block_size)
-    pb = Q.as_blocks(p, mq, block_size).astype(dtype) if (use_decay and has_lr) else None
+    coupled = kind == "momentum" and use_decay and has_lr  # SGD's decay enters the momentum
+    pb = Q.as_blocks(p, mq, block_size).astype(dtype) if coupled else None
     beta1, beta2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
+    direction, m, _ = _one_state_moment(kind, gb, pb, m, count, beta1, beta2, wd)
     if kind == "lion":
-        direction = jnp.sign(m * beta1 + (1 - beta1) * gb)
-        m = m * beta2 + (1 - beta2) * gb
-        if not has_lr:
-            u = direction
-        else:
-            u = -(lr * direction)
-            if pb is not None:
-                u = u - (lr * wd) * pb
+        u = Q.from_layout(direction if not has_lr else -(lr * direction), mq)
+        if has_lr and use_decay:  # in the parameter's layout, so that XLA updates it in place
+            u = u - (lr * wd) * p.astype(dtype)
     else:  # momentum
-        if pb is not None:
-            gb = gb + pb * wd
-        m = jnp.where(count == 0, gb, m * beta1 + gb)
-        u = m if not has_lr else -(lr * m)
-    new_mq, new_ma = Q.store(m, mq, code1, signed=True)
-    u = Q.from_layout(u, mq).astype(g.dtype)
-    return u, new_mq, new_ma
+        u = Q.from_layout(m if not has_lr else -(lr * m), mq)
+    u = u.astype(g.dtype)
+    if not Q.is_8bit(mq):
+        return u, m.astype(mq.dtype), ma
+
+    def requantise(reads, state):
+        g_part, p_part = reads
+        mq_part, ma_part = state
+        m_part = Q.dequantize_blocks(mq_part, ma_part, code1, dtype)
+        _, m_part, _ = _one_state_moment(kind, g_part, p_part, m_part, count, beta1, beta2, wd)
+        return Q.quantize_blocks(m_part, code1, True)
+
+    reads = (gb, pb) if coupled else (gb,)
+    kernel = requantise if coupled else (lambda r, s: requantise((r[0], None), s))
+    state = (B.to_blocks(mq, block_size), ma)
+    new_mq, new_ma = Q.update_in_chunks(kernel, reads, state, chunk)
+    return u, B.from_blocks(new_mq, mq.shape), new_ma
 
 
 _one_state_leaf_jit = jax.jit(
-    _one_state_leaf, static_argnames=("kind", "has_lr", "use_decay", "block_size")
+    _one_state_leaf, static_argnames=("kind", "has_lr", "use_decay", "block_size", "chunk")
 )
 
 
@@ -266,6 +303,7 @@ def _adam_transform(owner, learning_rate, b1, b2, eps, weight_decay, block_size,
             return kernel(
                 g, p, mq, ma, nq, na, count, hp,
                 has_lr=lr is not None, use_decay=bool(use_decay), block_size=block_size,
+                chunk=Q.CHUNK_BLOCKS,
             )  # fmt: skip
 
         out = jax.tree.map(
@@ -448,7 +486,7 @@ def _one_state(owner, kind, learning_rate, b1, b2, weight_decay, block_size, min
             kernel = _one_state_leaf_jit if Q.is_8bit(mq) else _one_state_leaf
             return kernel(
                 g, p, mq, ma, state.count, hp, kind=kind, has_lr=lr is not None,
-                use_decay=bool(use_decay), block_size=block_size,
+                use_decay=bool(use_decay), block_size=block_size, chunk=Q.CHUNK_BLOCKS,
             )  # fmt: skip
 
         out = jax.tree.map(leaf, updates, p_tree, state.mu, state.mu_absmax, d_tree)

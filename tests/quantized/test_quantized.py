@@ -91,6 +91,26 @@ def test_nearest_code_matches_brute_force_and_kernel_search(signed):
     np.testing.assert_array_equal(traced, ref)
 
 
+def test_sign_guard_moves_wrong_sign_codes_towards_their_sign():
+    """The guarded lookup equals brute-force nearest plus the CUDA kernel's guard, written out:
+    a value whose nearest code has the other sign (or is zero for a negative value) moves one
+    code towards its own sign."""
+    from jaxopt_papers.quantized import blockwise as B
+
+    code = SIGNED.astype(np.float32)
+    x = _probe_values(code, np.random.default_rng(7))
+    x = np.concatenate([x, -(10.0 ** np.linspace(-12, -5, 200)).astype(np.float32), [-0.0]])
+    x = x.astype(np.float32)
+    k = brute_nearest(code, x)
+    negative, code_negative = np.signbit(x), code[k] < 0
+    want = np.where(negative & ~code_negative, k - 1, k)
+    want = np.where(~negative & code_negative, k + 1, want)
+    got = np.asarray(B.codebook(code).nearest(jnp.asarray(x), sign_guard=True))
+    np.testing.assert_array_equal(got, want)
+    assert np.all(np.signbit(code[got]) == negative)  # every code has its value's sign
+    assert np.sum(got != k) > 100  # the guard fired (tiny negative values, -0.0)
+
+
 def test_ties_go_to_the_even_index():
     from jaxopt_papers.quantized import blockwise as B
 
@@ -244,10 +264,17 @@ def _assert_codes(ours, ref, x, code, what):
     assert diff.sum() <= max(1, diff.size // 1000), f"{what}: {diff.sum()} codes differ"
 
 
+@pytest.mark.parametrize("chunk", [None, 4], ids=["one_run", "runs_of_4_blocks"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_trajectory_replays_the_cuda_kernel(name):
+def test_trajectory_replays_the_cuda_kernel(name, chunk, monkeypatch):
     """12 float32 steps: each step's codes as the kernel computes them from the same state,
-    block maxima to 1 ulp, the parameters of the whole trajectory to 1e-6."""
+    block maxima to 1 ulp, the parameters of the whole trajectory to 1e-6. With ``chunk`` the
+    state is requantised in runs of 4 blocks (4 full runs and a shorter last one per tensor),
+    the path large tensors take."""
+    if chunk is not None:
+        from jaxopt_papers.quantized import _moments
+
+        monkeypatch.setattr(_moments, "CHUNK_BLOCKS", chunk)
     kind, ours_kw, replay_kw = CASES[name]
     shapes = {"w": (50, 90), "v": (4100,), "b": (90,)}  # 8-bit (padded last block), 32-bit
     params = _problem(0, shapes)
