@@ -29,6 +29,11 @@ and documents each deviation from it. The package has two kinds of building bloc
 * **8-bit optimizer states** (:mod:`jaxopt_papers.quantized`): ``jop.adam8bit``,
   ``jop.lion8bit``, ... and ``jop.quantize_state`` keep moments as block-wise quantised
   ``uint8`` codes.
+* **Adaptive step sizes** (:mod:`jaxopt_papers.schedules`, flat as ``jop.<name>``): schedules
+  refined from a previous run's gradient norms, hypergradient descent (``jop.sgd_hd``,
+  ``jop.adam_hd``) and learning-rate rules for a change of batch size.
+* **Zeroth-order gradient estimates** (:mod:`jaxopt_papers.zeroth_order`): MeZO, Sparse MeZO,
+  ZO-RankSGD and DeepZero as optax transformations fed by the loss (``value_fn``).
 
 :mod:`jaxopt_papers.sharding` derives optimizer-state shardings from parameter shardings.
 
@@ -64,9 +69,11 @@ from jaxopt_papers import (
     proximal,
     qp,
     quantized,
+    schedules,
     scipy_wrappers,
     sharding,
     smooth,
+    zeroth_order,
 )
 from jaxopt_papers._solution import RESULTS, Solution
 from jaxopt_papers.optimizers import *  # noqa: F403
@@ -87,6 +94,8 @@ from jaxopt_papers.quantized import (
     scale_by_lion8bit,
     sgd8bit,
 )
+from jaxopt_papers.schedules import *  # noqa: F403
+from jaxopt_papers.schedules import __all__ as _schedule_names
 
 __version__ = "0.1.0"
 __all__ = [
@@ -118,11 +127,14 @@ __all__ = [
     "quantized",
     "scale_by_adam8bit",
     "scale_by_lion8bit",
+    "schedules",
     "scipy_wrappers",
     "sgd8bit",
     "sharding",
     "smooth",
+    "zeroth_order",
     *_optimizer_names,
+    *_schedule_names,
 ]
 
 

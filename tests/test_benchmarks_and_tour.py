@@ -229,11 +229,15 @@ def test_tour_quick(tmp_path):
     accuracy = {
         name: float(line[len(name) :].split()[0])
         for line in lines
-        for name in ("train on all labels", "ImplicitBilevel (AID, ours)", "BOREP")
+        for name in (
+            "train on all labels",
+            "ImplicitBilevel (AID, ours)",
+            "BOREP (normalised momentum)",
+        )
         if line.startswith(name)
     }
     assert accuracy["ImplicitBilevel (AID, ours)"] > accuracy["train on all labels"] + 0.05
-    assert accuracy["BOREP"] > accuracy["train on all labels"] + 0.05
+    assert accuracy["BOREP (normalised momentum)"] > accuracy["train on all labels"] + 0.05
 
 
 def test_benchmark_quick(tmp_path):

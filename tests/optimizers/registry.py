@@ -158,6 +158,36 @@ ENTRIES = [
         (),
         dict(learning_rate=0.1, weight_decay=0.0),
     ),
+    Entry(
+        "sgd_hd",
+        "sgd_hd",
+        dict(learning_rate=1e-2, hypergrad_lr=1e-4, momentum=0.9, weight_decay=0.01),
+        (),
+        dict(learning_rate=2e-3, hypergrad_lr=1e-8, weight_decay=0.0),
+        mu_field="momentum",
+    ),
+    Entry(
+        "sgd_hd_nesterov",
+        "sgd_hd",
+        dict(learning_rate=1e-2, hypergrad_lr=1e-4, momentum=0.9, nesterov=True),
+        (),
+        dict(learning_rate=2e-3, hypergrad_lr=1e-8),
+        mu_field="momentum",
+    ),
+    Entry(
+        "adam_hd",
+        "adam_hd",
+        dict(learning_rate=1e-2, hypergrad_lr=1e-5, weight_decay=0.01),
+        (),
+        dict(learning_rate=0.1, hypergrad_lr=1e-6, weight_decay=0.0),
+    ),
+    Entry(
+        "adam_hd_paper",
+        "adam_hd",
+        dict(learning_rate=1e-2, hypergrad_lr=1e-5, variant="paper"),
+        (),
+        dict(learning_rate=0.1, hypergrad_lr=1e-6),
+    ),
 ]
 
 IDS = [e.name for e in ENTRIES]

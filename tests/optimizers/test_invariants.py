@@ -246,6 +246,8 @@ def _own_state(state):
             jop.LionKState,
             jop.SPAMState,
             jop.StableSPAMState,
+            jop.SGDHDState,
+            jop.AdamHDState,
         )
     }
     for s in state:
@@ -306,6 +308,8 @@ def test_structural_arguments_ask_for_static_args(entry):
 
 # optax's counterpart of each alias and how many of their leading positional parameters agree
 OPTAX_COUNTERPARTS = {
+    "sgd_hd": (optax.sgd, 1),
+    "adam_hd": (optax.adam, 1),
     "adamp": (optax.adamw, 4),
     "sgdp": (optax.sgd, 2),
     "adan": (optax.adan, 5),
@@ -384,7 +388,7 @@ def test_integer_params_are_rejected(entry, dtype):
 
 def test_eps_zero_is_rejected(entry):
     if "eps" not in inspect.signature(getattr(jop, entry.alias)).parameters:
-        assert entry.alias in ("lion", "lion_k")  # no eps: nothing divides
+        assert entry.alias in ("lion", "lion_k", "sgd_hd")  # no eps: nothing divides
         return
     with pytest.raises(ValueError, match=r"`eps` must be a finite number in \(0\.0, inf\]"):
         entry.make(eps=0.0)
