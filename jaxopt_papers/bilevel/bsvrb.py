@@ -480,22 +480,34 @@ class BSVRB(BilevelSolver):
         gy = jax.grad(lambda xx, yv, data: lower_fn(xx, unravel(yv), data), argnums=1)
         v1 = self.version == "v1"
 
-        def terms(xx: Any, yv: jax.Array, ud: Any, ld: Any, curv: jax.Array) -> tuple:
-            """Block quantities at one point: ``∇ᵧg``, the block term ``G`` and v1's Hessian
-            (v2: ``∇²ᵧᵧg v − ∇ᵧf``). ``curv`` is ``Hᵢ`` (v1) or ``vᵢ`` (v2)."""
+        def first(xx: Any, yv: jax.Array, ud: Any, ld: Any, curv: jax.Array) -> tuple:
+            """``∇ₓf``, ``∇ᵧf`` and v1's Hessian (v2: ``∇²ᵧᵧg v − ∇ᵧf``) at one point;
+            ``curv`` is ``Hᵢ`` (v1) or ``vᵢ`` (v2)."""
             fx, fy = jax.grad(f, argnums=(0, 1))(xx, yv, ud)
-            grad_y, pullback = jax.vjp(lambda a: gy(a, yv, ld), xx)
             if v1:
-                q = jnp.linalg.solve(curv, fy)
                 extra = jax.jacfwd(lambda b: gy(xx, b, ld))(yv)
             else:
-                q = curv
-                extra = jax.jvp(lambda b: gy(xx, b, ld), (yv,), (q,))[1] - fy
+                extra = jax.jvp(lambda b: gy(xx, b, ld), (yv,), (curv,))[1] - fy
+            return fx, fy, extra
+
+        def second(xx: Any, yv: jax.Array, ld: Any, fx: Any, q: jax.Array) -> tuple:
+            """``∇ᵧg`` and the block term ``G = ∇ₓf − ∇²ₓᵧg q`` at one point."""
+            grad_y, pullback = jax.vjp(lambda a: gy(a, yv, ld), xx)
             (cross,) = pullback(q.astype(grad_y.dtype))
-            block = jax.tree.map(lambda a, c: a - c, fx, cross)
+            return grad_y, jax.tree.map(lambda a, c: a - c, fx, cross)
+
+        def batched(xx: Any, yv: jax.Array, ud: Any, ld: Any, curv: jax.Array) -> tuple:
+            """The sampled blocks' ``(∇ᵧg, G, extra)`` at one point (block axis first)."""
+            fx, fy, extra = jax.vmap(first, in_axes=(None, 0, 0, 0, 0))(xx, yv, ud, ld, curv)
+            # v1: q = Hᵢ⁻¹∇ᵧfᵢ one block at a time (lax.map, not a batched solve; the same LAPACK
+            # calls, the same numbers). jaxlib's batched LU splits a large enough batch over
+            # XLA:CPU's intra-op pool and blocks its worker thread until the chunks are done: the
+            # two solves of a step (new and old point), run concurrently inside the compiled
+            # loop, held both workers of a 2-thread pool and the run deadlocked (jaxlib 0.10.2).
+            q = jax.lax.map(lambda a: jnp.linalg.solve(*a), (curv, fy)) if v1 else curv
+            grad_y, block = jax.vmap(second, in_axes=(None, 0, 0, 0, 0))(xx, yv, ld, fx, q)
             return grad_y, block, extra
 
-        batched = jax.vmap(terms, in_axes=(None, 0, 0, 0, 0))
         curv_new = state.H[idx] if v1 else state.v[idx]
         curv_old = state.H_prev[idx] if v1 else state.v_prev[idx]
         gy_new, g_new, e_new = batched(x, y_flat[idx], upper, lower, curv_new)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +15,7 @@ import pytest
 
 from jaxopt_papers import RESULTS, bilevel
 from jaxopt_papers.bilevel.bsvrb import BSVRB, BSVRBState, msvr_update
+from tests.conftest import ROOT
 
 jax.config.update("jax_enable_x64", True)
 
@@ -342,7 +347,60 @@ def test_upper_objective_decreases_on_multi_task_logistic(version, lr):
     assert np.all(np.isfinite(values)) and values[-1] < values[0]
 
 
-# -- (g) bad input ----------------------------------------------------------------------------
+# -- (g) regression: v1 with 10 blocks of d = 31 used to deadlock inside the compiled run ---------
+
+# jaxlib 0.10's batched LU (``lapack_dgetrf_ffi``) splits a batch of at least about 2e5 flops
+# (here 10 blocks of 31 × 31) over XLA:CPU's intra-op thread pool and blocks its worker thread
+# until its chunks are done; the two solves of a v1 step (new and old point), run concurrently
+# inside the ``while_loop``, then held both workers of a 2-thread pool and the run hung forever.
+# The child pins itself to 2 CPUs (the pool's size) so that the old code hangs on any machine; it
+# runs in a subprocess so that a hang fails the test instead of stalling the suite.
+_V1_TEN_BLOCKS = """
+import json, os
+if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+import jax
+import numpy as np
+jax.config.update("jax_enable_x64", True)
+from jaxopt_papers import RESULTS, bilevel
+steps = 60
+rp = bilevel.problems.multi_task_logistic(num_blocks=10, seed=0)
+solver = bilevel.BSVRB(rp.problem, version="v1", max_steps=steps, throw=False)
+sol = solver.run(rp.x0, rp.y0, rp.upper_data, rp.lower_data)
+params = bilevel.BilevelParams(rp.x0, rp.y0)
+state = solver.init(params, rp.upper_data, rp.lower_data)
+step = jax.jit(lambda p, s: solver.step(p, s, rp.upper_data, rp.lower_data))
+for _ in range(steps):
+    params, state = step(params, state)
+print(json.dumps({
+    "num_steps": int(sol.stats["num_steps"]),
+    "successful": bool(sol.result == RESULTS.successful),
+    "norm_x": float(np.linalg.norm(params.x)),
+    "diff_x": float(np.max(np.abs(np.asarray(sol.x) - np.asarray(params.x)))),
+    "diff_y": float(np.max(np.abs(np.asarray(sol.y) - np.asarray(params.y)))),
+}))
+"""
+
+
+def test_v1_ten_blocks_run_does_not_hang_and_equals_the_stepwise_loop():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _V1_TEN_BLOCKS], cwd=ROOT, env=env, capture_output=True,
+            text=True, timeout=90,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("BSVRB v1 on multi_task_logistic(num_blocks=10) hung in the compiled run")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["num_steps"] == 60 and out["successful"]
+    assert out["norm_x"] > 0  # x moved away from x0 = 0
+    assert out["diff_x"] <= 1e-12 * out["norm_x"], out
+    assert out["diff_y"] <= 1e-12, out
+
+
+# -- (h) bad input ----------------------------------------------------------------------------
 
 
 def test_bad_input():
