@@ -34,6 +34,15 @@ and documents each deviation from it. The package has two kinds of building bloc
   ``jop.adam_hd``) and learning-rate rules for a change of batch size.
 * **Zeroth-order gradient estimates** (:mod:`jaxopt_papers.zeroth_order`): MeZO, Sparse MeZO,
   ZO-RankSGD and DeepZero as optax transformations fed by the loss (``value_fn``).
+* **Second-order methods** (:mod:`jaxopt_papers.curvature`): MKOR, MKOR-H and M-FAC as optax
+  transformations (``jop.mkor``, ``jop.mkor_h``, ``jop.mfac``), with per-layer statistics
+  captured in the gradient pass (``curvature.value_grad_and_stats``).
+* **Adaptive batch sizes** (:mod:`jaxopt_papers.batch_size`, flat as ``jop.<name>``): AdAdaGrad's
+  norm, inner-product and orthogonality tests on per-example gradients, AdaGrad-Norm
+  (``jop.adagrad_norm``) and ``jop.grow_batch_training``, a loop that grows the batch.
+* **Federated learning** (:mod:`jaxopt_papers.federated`): a jitted simulator (Dirichlet non-IID
+  splits, clients on a vmapped axis), FedAvg and FedHyper's learning-rate rules
+  (``fedhyper_g``, ``fedhyper_gm``, ``fedhyper_sl``, ``fedhyper_cl``).
 
 :mod:`jaxopt_papers.sharding` derives optimizer-state shardings from parameter shardings.
 
@@ -57,7 +66,10 @@ Example:
 from typing import Any
 
 from jaxopt_papers import (
+    batch_size,
     bilevel,
+    curvature,
+    federated,
     fixed_point,
     implicit,
     isotonic,
@@ -76,6 +88,9 @@ from jaxopt_papers import (
     zeroth_order,
 )
 from jaxopt_papers._solution import RESULTS, Solution
+from jaxopt_papers.batch_size import *  # noqa: F403
+from jaxopt_papers.batch_size import __all__ as _batch_size_names
+from jaxopt_papers.curvature import mfac, mkor, mkor_h, scale_by_mfac, scale_by_mkor
 from jaxopt_papers.optimizers import *  # noqa: F403
 from jaxopt_papers.optimizers import __all__ as _optimizer_names
 from jaxopt_papers.quantized import (
@@ -110,12 +125,18 @@ __all__ = [
     "adamw8bit",
     "dequantize_blockwise",
     "dynamic_map",
+    "batch_size",
     "bilevel",
+    "curvature",
+    "federated",
     "fixed_point",
     "implicit",
     "isotonic",
     "linear",
     "lion8bit",
+    "mfac",
+    "mkor",
+    "mkor_h",
     "objective",
     "optimizers",
     "ot",
@@ -127,6 +148,8 @@ __all__ = [
     "quantized",
     "scale_by_adam8bit",
     "scale_by_lion8bit",
+    "scale_by_mfac",
+    "scale_by_mkor",
     "schedules",
     "scipy_wrappers",
     "sgd8bit",
@@ -135,6 +158,7 @@ __all__ = [
     "zeroth_order",
     *_optimizer_names,
     *_schedule_names,
+    *_batch_size_names,
 ]
 
 

@@ -359,6 +359,8 @@ AREA_TITLES = {  # landing-page titles of areas whose rows are generated (the ot
     "zeroth_order": "Zeroth-order gradients",
     "schedules": "Step sizes and schedules",
     "curvature": "Second-order methods",
+    "federated": "Federated learning",
+    "batch_size": "Adaptive batch sizes",
     "isotonic": "Isotonic regression",
     "objective": "Objective functions",
     "perturbations": "Perturbed optimizers",

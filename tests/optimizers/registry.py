@@ -188,6 +188,29 @@ ENTRIES = [
         (),
         dict(learning_rate=0.1, hypergrad_lr=1e-6),
     ),
+    Entry(
+        "mfac",
+        "mfac",
+        dict(learning_rate=1e-2, num_grads=4, damping=1.0, momentum=0.5, weight_decay=0.01),
+        ("num_grads",),
+        dict(learning_rate=0.05, damping=1.0, weight_decay=0.0),
+        mu_field="ema",
+    ),
+    Entry(
+        "mkor",
+        "mkor",
+        dict(learning_rate=1e-2, momentum=0.9, weight_decay=0.01, inv_freq=2),
+        (),
+        dict(learning_rate=2e-3, weight_decay=0.0),
+        mu_field="trace",
+    ),
+    Entry(
+        "adagrad_norm",
+        "adagrad_norm",
+        dict(learning_rate=0.1, momentum=0.5, weight_decay=0.01),
+        (),
+        dict(learning_rate=3.0, momentum=0.9, weight_decay=0.0),
+    ),
 ]
 
 IDS = [e.name for e in ENTRIES]

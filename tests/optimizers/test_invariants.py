@@ -248,11 +248,21 @@ def _own_state(state):
             jop.StableSPAMState,
             jop.SGDHDState,
             jop.AdamHDState,
+            jop.AdaGradNormState,
         )
-    }
-    for s in state:
+    } | {"EmaState", "TraceState"}  # optax's momentum states inside mfac's and mkor's chains
+
+    def walk(s):
         if type(s).__name__ in names:
             return s
+        if isinstance(s, tuple) and not hasattr(s, "_fields"):
+            for x in s:
+                if (found := walk(x)) is not None:
+                    return found
+        return None
+
+    if (found := walk(state)) is not None:
+        return found
     raise AssertionError(f"no optimizer state in {type(state)}")
 
 
@@ -319,6 +329,9 @@ OPTAX_COUNTERPARTS = {
     "spam": (optax.adamw, 4),
     "stable_spam": (optax.adamw, 3),
     "diffgrad": (optax.adam, 4),
+    "mfac": (optax.sgd, 1),
+    "mkor": (optax.sgd, 1),
+    "adagrad_norm": (optax.adagrad, 3),
 }
 KEYWORD_ONLY = {"nesterov", "no_prox", "dynamic_lr", "variant", "kernel", "mu_dtype", "mask"}
 
@@ -388,7 +401,7 @@ def test_integer_params_are_rejected(entry, dtype):
 
 def test_eps_zero_is_rejected(entry):
     if "eps" not in inspect.signature(getattr(jop, entry.alias)).parameters:
-        assert entry.alias in ("lion", "lion_k", "sgd_hd")  # no eps: nothing divides
+        assert entry.alias in ("lion", "lion_k", "sgd_hd", "mfac")  # no eps: nothing divides
         return
     with pytest.raises(ValueError, match=r"`eps` must be a finite number in \(0\.0, inf\]"):
         entry.make(eps=0.0)
