@@ -238,6 +238,11 @@ def test_tour_quick(tmp_path):
     }
     assert accuracy["ImplicitBilevel (AID, ours)"] > accuracy["train on all labels"] + 0.05
     assert accuracy["BOREP (normalised momentum)"] > accuracy["train on all labels"] + 0.05
+    assert (tmp_path / "tour" / "schedules.png").stat().st_size > 10_000
+    lines = out.split("== schedules ==")[1].splitlines()
+    adam = [float(ln.split()[3]) for ln in lines if ln.startswith("Adam, lr")]  # good, bad
+    hd = next(float(ln.split(")")[1].split()[0]) for ln in lines if ln.startswith("Adam-HD from"))
+    assert len(adam) == 2 and hd < 0.3 * max(adam)  # recovers from the learning rate 10x too small
 
 
 def test_benchmark_quick(tmp_path):

@@ -28,6 +28,10 @@ Sections so far:
 - ``bilevel``: data hyper-cleaning on digits with half the training labels corrupted, by the
   bilevel solvers of :mod:`jaxopt_papers.bilevel`, against training on all labels and on the
   clean subset; test accuracy, time, oracle calls; writes ``bilevel.png``.
+- ``schedules``: on the digits MLP, Adam-HD (:func:`jaxopt_papers.schedules.adam_hd`) started
+  from a learning rate 10x too small against Adam at that learning rate and at a good one, then
+  the schedule refined from a linear-decay run's gradient norms against linear decay; writes
+  ``schedules.png``.
 
 Needs the ``tour`` extra (scikit-learn, matplotlib, tqdm): ``pip install "jaxopt-papers[tour]"``.
 """
@@ -48,6 +52,7 @@ from jaxopt_papers.tour import (
     hypergradient,
     krylov_recycling,
     optimal_transport,
+    schedules,
 )
 from jaxopt_papers.tour._common import Tour
 
@@ -59,6 +64,7 @@ SECTIONS: list[tuple[str, Callable[[Tour], None]]] = [
     ("optimal-transport", optimal_transport.section),
     ("krylov-recycling", krylov_recycling.section),
     ("bilevel", bilevel.section),
+    ("schedules", schedules.section),
 ]
 """The tour's sections in order: ``(name, function)``."""
 
