@@ -42,7 +42,10 @@ def _replicated_like(shardings: Any) -> jax.sharding.Sharding:
 def state_shardings(tx: optax.GradientTransformation, params: Any, param_shardings: Any) -> Any:
     """Shardings for ``tx.init(params)`` mirroring ``param_shardings`` (a pytree like ``params``).
 
-    ``params`` may hold arrays or ``jax.ShapeDtypeStruct``s. State leaves whose shape differs
+    ``params`` may hold arrays or ``jax.ShapeDtypeStruct``s. A state leaf with its parameter's
+    shape gets the parameter's sharding; a leaf of shape ``(k, *p.shape)`` (a stack of
+    parameter-shaped rows, such as M-FAC's gradient window) gets it on its trailing axes
+    (``PartitionSpec(None, *spec)``, for ``NamedSharding``s); other leaves whose shape differs
     from their parameter's (e.g. per-row statistics) are replicated, and so are leaves that do
     not mirror a parameter (counters, scalars). Pass the result as ``out_shardings`` of
     ``jax.jit(tx.init)`` so that the moments are created sharded like the parameters.
@@ -83,8 +86,15 @@ def state_shardings(tx: optax.GradientTransformation, params: Any, param_shardin
     abstract = jax.eval_shape(tx.init, params)
 
     def mirror(leaf, shard, param):
-        same = getattr(leaf, "shape", None) == tuple(param.shape)
-        return shard if same else replicated
+        shape, pshape = getattr(leaf, "shape", None), tuple(param.shape)
+        if shape == pshape:
+            return shard
+        stacked = shape is not None and len(shape) == len(pshape) + 1 and shape[1:] == pshape
+        if stacked and isinstance(shard, jax.sharding.NamedSharding):
+            # a stack of parameter-shaped rows (e.g. M-FAC's gradient window)
+            spec = tuple(shard.spec) + (None,) * (len(pshape) - len(shard.spec))
+            return jax.sharding.NamedSharding(shard.mesh, jax.sharding.PartitionSpec(None, *spec))
+        return replicated
 
     return optax.tree.map_params(
         tx,

@@ -28,9 +28,10 @@ Costs: memory ``m·d`` (the window, stored in the param dtype or ``state_dtype``
 Cholesky factorisation (the reference code also refactorises its ``m × m`` matrix every step).
 
 Sharding: the window is a pytree with one leaf of shape ``(m, *p.shape)`` per parameter ``p``, so
-it can be sharded like the parameters on its trailing axes (``PartitionSpec(None, *spec)``); the
-``m``-vector ``G g`` is then a sum of per-shard partial products (one all-reduce of ``m`` numbers
-per step) and the ``m × m`` solve is replicated.
+it can be sharded like the parameters on its trailing axes (``PartitionSpec(None, *spec)``, what
+:func:`jaxopt_papers.sharding.state_shardings` gives it); the ``m``-vector ``G g`` is then a
+sum of per-shard partial products (one all-reduce of ``m`` numbers per step) and the ``m × m``
+solve is replicated.
 
 Differences from the reference code: the product ``F⁻¹ g`` is computed in closed form (Woodbury
 with a Cholesky factorisation) instead of the paper's dynamic algorithm (an unpivoted LU and a

@@ -26,7 +26,7 @@ import pytest
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxopt_papers import curvature
+from jaxopt_papers import curvature, sharding
 
 
 @pytest.fixture(scope="module")
@@ -53,37 +53,15 @@ def test_sharded_mfac_equals_single_device(mesh):
     tx = curvature.mfac(1e-2, num_grads=m, damping=1e-2, momentum=0.5)
     loss = lambda p: jnp.sum(jnp.sin(p["w"]) ** 2) + jnp.sum((p["w"] @ p["b"]) ** 2) / 16
 
-    def state_shardings(state):
-        rep = NamedSharding(mesh, P())
-
-        def one(x):
-            if isinstance(x, curvature.MFACState):
-                return curvature.MFACState(
-                    count=rep,
-                    grads=jax.tree.map(lambda s: NamedSharding(mesh, P(None, *s)), specs),
-                    dots=rep,
-                )
-            return jax.tree.map(lambda _: rep, x)
-
-        is_node = lambda x: isinstance(x, (curvature.MFACState, optax.EmaState))
-        return jax.tree.map(
-            lambda x: (
-                optax.EmaState(count=rep, ema=shardings)
-                if isinstance(x, optax.EmaState)
-                else one(x)
-            ),
-            state,
-            is_leaf=is_node,
-        )
-
     @jax.jit
     def step(p, s):
         u, s = tx.update(jax.grad(loss)(p), s, p)
         return optax.apply_updates(p, u), s
 
     sharded = jax.device_put(params, shardings)
-    st_shard = jax.eval_shape(tx.init, params)
-    st_sharded = jax.jit(tx.init, out_shardings=state_shardings(st_shard))(sharded)
+    # the library's state shardings: the window like the params on its trailing axes
+    st_shardings = sharding.state_shardings(tx, params, shardings)
+    st_sharded = jax.jit(tx.init, out_shardings=st_shardings)(sharded)
     single = jax.device_put(params, jax.devices()[0])
     st_single = tx.init(single)
     for _ in range(2 * m):  # the window fills and wraps
@@ -96,6 +74,8 @@ def test_sharded_mfac_equals_single_device(mesh):
         assert window.sharding.is_equivalent_to(
             NamedSharding(mesh, P(None, *specs[k])), 1 + params[k].ndim
         )
+    assert st_sharded[0].dots.sharding.is_fully_replicated
+    assert st_sharded[0].count.sharding.is_fully_replicated
 
     # the M-FAC update alone (the loss's own gradient has collectives of its own)
     grads = jax.jit(jax.grad(loss))(sharded)
