@@ -421,8 +421,8 @@ def tables(res: dict[str, Any]) -> str:
                   "length, initialisation and batches). First three rows per task: the same peak "
                   "for every schedule (tuned for linear decay on seed 0); \"own peak\": each "
                   "schedule's peak tuned on the same grid and seed, as the paper re-tunes. "
-                  "Final training loss on the whole training split and test metric, mean over "
-                  "seeds:", ""]  # fmt: skip
+                  f"Final training loss (first {EVAL_EXAMPLES} training examples: all of "
+                  "digits) and test metric, mean over seeds:", ""]  # fmt: skip
         rows = []
         for task, t in ref.items():
             for k, v in t["results"].items():
