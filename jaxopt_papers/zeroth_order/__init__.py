@@ -8,7 +8,9 @@ gradient from the loss, passed as optax's ``value_fn`` extra argument
 * :mod:`~jaxopt_papers.zeroth_order.spsa` — **MeZO** (Malladi et al., NeurIPS 2023): the
   SPSA estimate from two losses with regenerated Gaussian directions: :func:`scale_by_spsa`,
   :func:`mezo` (MeZO-SGD with the reference trainer's weight-decay rule), :func:`spsa_gradient`
-  (a plain function), :func:`mezo_decay_mask`.
+  (a plain function), :func:`mezo_decay_mask`, and :func:`mezo_step`, one MeZO-SGD step
+  with the reference trainer's in-place arithmetic, which keeps a jitted step at the memory of
+  inference.
 * :mod:`~jaxopt_papers.zeroth_order.sparse_mezo` — **Sparse MeZO** (Liu et al., 2024): MeZO on
   the small-magnitude weights of each layer, the mask recomputed on the fly:
   :func:`scale_by_sparse_spsa`, :func:`sparse_mezo`, :func:`sparse_mezo_mask`.
@@ -57,6 +59,7 @@ from jaxopt_papers.zeroth_order.spsa import (
     SPSAState,
     mezo,
     mezo_decay_mask,
+    mezo_step,
     scale_by_spsa,
     spsa_gradient,
 )
@@ -69,6 +72,7 @@ __all__ = [
     "deepzero",
     "mezo",
     "mezo_decay_mask",
+    "mezo_step",
     "rank_sgd_direction",
     "scale_by_coordinate_estimate",
     "scale_by_rank_sgd",
