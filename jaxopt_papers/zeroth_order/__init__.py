@@ -9,8 +9,7 @@ gradient from the loss, passed as optax's ``value_fn`` extra argument
   SPSA estimate from two losses with regenerated Gaussian directions: :func:`scale_by_spsa`,
   :func:`mezo` (MeZO-SGD with the reference trainer's weight-decay rule), :func:`spsa_gradient`
   (a plain function), :func:`mezo_decay_mask`, and :func:`mezo_step`, one MeZO-SGD step
-  with the reference trainer's in-place arithmetic, which keeps a jitted step at the memory of
-  inference.
+  with the reference trainer's in-place arithmetic, at the memory of the forward pass.
 * :mod:`~jaxopt_papers.zeroth_order.sparse_mezo` — **Sparse MeZO** (Liu et al., 2024): MeZO on
   the small-magnitude weights of each layer, the mask recomputed on the fly:
   :func:`scale_by_sparse_spsa`, :func:`sparse_mezo`, :func:`sparse_mezo_mask`.

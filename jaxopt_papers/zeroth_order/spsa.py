@@ -56,7 +56,14 @@ import optax
 
 from jaxopt_papers import _validation as V
 
-__all__ = ["SPSAState", "mezo", "mezo_decay_mask", "mezo_step", "scale_by_spsa", "spsa_gradient"]
+__all__ = [
+    "SPSAState",
+    "mezo",
+    "mezo_decay_mask",
+    "mezo_step",
+    "scale_by_spsa",
+    "spsa_gradient",
+]
 
 Sampler = Callable[[jax.Array, Any], Any]
 
@@ -418,6 +425,34 @@ def _rbg_leaf_noise(key: jax.Array, i: int, p: jax.Array) -> jax.Array:
     return jax.random.normal(rbg, jnp.shape(p), V.compute_dtype(p.dtype))
 
 
+def _mezo_pass(leaves, decay, key, i, eps, proj, lr, wd) -> list:
+    """Pass ``i`` of a MeZO step on the leaves: ``+εz`` (0), ``-2εz`` (1), or the restore
+    ``+εz`` followed by ``θ <- θ - η (proj z + λ θ)`` (2), leaf after leaf."""
+    out, k = [], key
+    for j, (p, d) in enumerate(zip(leaves, decay, strict=True)):
+        c = V.compute_dtype(p.dtype)
+        shrink = (1 - lr * wd).astype(c) if d else jnp.ones((), c)
+        # pass 2: θ - η (proj z + λ θ) with θ = p + εz the restored weights
+        a = jnp.where(i == 0, eps, jnp.where(i == 1, -2 * eps, shrink * eps - lr * proj))
+        b = jnp.where(i == 2, shrink, 1)
+        q = (b.astype(c) * p.astype(c) + a.astype(c) * _rbg_leaf_noise(k, j, p)).astype(p.dtype)
+        # The next leaf's key depends on this leaf's result (by an exact zero): XLA then
+        # generates the noise one leaf after another, so that the random bits of one leaf only
+        # are ever in memory (independent leaves would be generated concurrently).
+        zero = jnp.nan_to_num(q.reshape(-1)[0].astype(jnp.float32)) * 0
+        k = k + zero.astype(k.dtype)
+        out.append(q)
+    return out
+
+
+def _decay_leaves(owner: str, params: Any, mask: Any) -> list[bool]:
+    V.check_mask(owner, mask)
+    tree = mezo_decay_mask(params) if mask is None else (mask(params) if callable(mask) else mask)
+    return jax.tree.leaves(
+        jax.tree.map(lambda m, p: jax.tree.map(lambda _: bool(m), p), tree, params)
+    )
+
+
 def mezo_step(
     value_fn: Callable[[Any], jax.Array],
     params: Any,
@@ -440,10 +475,11 @@ def mezo_step(
     updates in place. ``z`` is regenerated in each pass, leaf after leaf, by XLA's
     ``RngBitGenerator`` (a JAX ``"rbg"`` key per leaf ``i``, made of four words drawn from
     ``fold_in(fold_in(fold_in(key, count), 0), i)``), which needs no buffers beside its output.
-    Jitted with the params donated (``donate_argnums``), the step's compiled peak memory is the
-    forward pass's plus at most one copy of the params (XLA writes the first pass beside the
-    donated input): 1.02x the forward pass for 3M parameters and 1.14x for 13M in
-    ``benchmarks/zeroth_order.py``'s transformer.
+    Each leaf's noise depends on the previous leaf's result, so the random bits of one leaf
+    only are in memory at a time. Jitted with the params donated (``donate_argnums``), the
+    step's compiled peak memory is the forward pass's plus about two leaves: 1.02x to 1.04x
+    the forward pass for 0.4M to 43M parameters in ``benchmarks/zeroth_order.py``'s
+    transformer.
 
     Its directions are not :func:`mezo`'s (which uses JAX's default threefry generator); the
     arithmetic is the reference's, so the weights drift by the rounding of the in-place
@@ -483,10 +519,7 @@ def mezo_step(
     if not isinstance(state, SPSAState):
         raise TypeError(f"{owner}: `state` must be an SPSAState, got {type(state).__name__}.")
     V.check_real(owner, "eps", eps, low=0.0, low_open=True)
-    V.check_mask(owner, mask)
-    tree = mezo_decay_mask(params) if mask is None else (mask(params) if callable(mask) else mask)
-    decay = jax.tree.leaves(jax.tree.map(lambda m, p: jax.tree.map(lambda _: bool(m), p),
-                                         tree, params))  # fmt: skip
+    decay = _decay_leaves(owner, params, mask)
     leaves, treedef = jax.tree.flatten(params)
     key = jax.random.fold_in(jax.random.fold_in(state.key, state.count), 0)
 
@@ -497,17 +530,7 @@ def mezo_step(
         """Phase 0: θ + εz, then f₊; phase 1: - 2εz, then f₋; phase 2: restore and update."""
         ps, loss_plus, loss_minus = carry
         proj = (loss_plus - loss_minus) / (2 * eps)
-        out, k = [], key
-        for j, (p, d) in enumerate(zip(ps, decay, strict=True)):
-            c = V.compute_dtype(p.dtype)
-            shrink = (1 - lr * wd).astype(c) if d else jnp.ones((), c)
-            # phase 2: θ - η (proj z + λ θ) with θ = p + εz the restored weights
-            a = jnp.where(i == 0, eps, jnp.where(i == 1, -2 * eps, shrink * eps - lr * proj))
-            b = jnp.where(i == 2, shrink, 1)
-            q = (b.astype(c) * p.astype(c) + a.astype(c) * _rbg_leaf_noise(k, j, p)).astype(p.dtype)
-            # one leaf after another: the random-bit buffers of one leaf at a time
-            k, q = jax.lax.optimization_barrier((k, q))
-            out.append(q)
+        out = _mezo_pass(ps, decay, key, i, eps, proj, lr, wd)
         value = jax.lax.cond(
             i < 2,
             lambda qs: jnp.asarray(value_fn(jax.tree.unflatten(treedef, qs)), loss_plus.dtype),

@@ -65,17 +65,18 @@ def _peak(compiled) -> int:
             + m.temp_size_in_bytes)  # fmt: skip
 
 
-def test_compiled_peak_is_the_forward_pass_plus_at_most_one_copy_of_the_params():
-    # parameter-heavy (small batch), so that copies of the params dominate the difference
-    params = {f"w{i}": jax.ShapeDtypeStruct((512, 512), jnp.float32) for i in range(3)}
+def test_compiled_peak_is_the_forward_pass_plus_about_two_leaves():
+    # parameter-heavy (small batch), so that copies of the params dominate the difference;
+    # six leaves, so that two leaves are a third of the params
+    params = {f"w{i}": jax.ShapeDtypeStruct((512, 512), jnp.float32) for i in range(6)}
     x = jax.ShapeDtypeStruct((8, 512), jnp.float32)
 
     def f(p, x):
-        for i in range(3):
+        for i in range(6):
             x = jnp.tanh(x @ p[f"w{i}"])
         return jnp.mean(x**2)
 
-    param_bytes = 3 * 512 * 512 * 4
+    param_bytes = 6 * 512 * 512 * 4
     forward = _peak(jax.jit(f).lower(params, x).compile())
     state = jax.eval_shape(zo.scale_by_spsa().init, params)
     lean = jax.jit(lambda p, s, x: zo.mezo_step(lambda q: f(q, x), p, s, 1e-3),
@@ -88,7 +89,8 @@ def test_compiled_peak_is_the_forward_pass_plus_at_most_one_copy_of_the_params()
         return optax.apply_updates(p, u), s
 
     usual = jax.jit(chained, donate_argnums=(0, 1)).lower(params, tx_state, x).compile()
-    assert _peak(lean) <= forward + 1.05 * param_bytes, (_peak(lean), forward, param_bytes)
+    leaf_bytes = param_bytes / 6
+    assert _peak(lean) <= forward + 2.05 * leaf_bytes, (_peak(lean), forward, leaf_bytes)
     assert _peak(lean) <= 0.6 * _peak(usual), (_peak(lean), _peak(usual))
 
 

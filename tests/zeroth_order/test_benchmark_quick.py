@@ -1,0 +1,40 @@
+"""``benchmarks/zeroth_order.py --quick`` runs as a script; its JSON has the documented structure.
+
+Sanity properties checked against independent quantities: every program's peak is at least the
+bytes of the params it holds (a forward pass reads them once; the Adam step holds params and two
+moments), ``mezo_step`` stays within one params copy of the forward pass, and the backprop Adam
+step needs more than three copies of the params.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_zeroth_order_benchmark_quick(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    script = ROOT / "benchmarks" / "zeroth_order.py"
+    args = [sys.executable, str(script), "--quick", "--out", str(tmp_path)]
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Memory of a MeZO step" in proc.stdout
+    assert (tmp_path / "zeroth_order.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "zeroth_order.json").read_text())
+    assert data["quick"] is True
+    rows = data["memory"]["rows"]
+    assert len(rows) == 2 and rows[0]["num_params"] < rows[1]["num_params"]
+    for r in rows:
+        names = ("forward", "mezo_step", "mezo (transformation)", "adam (backprop)")
+        assert all(r[n]["peak_bytes"] >= r["param_bytes"] for n in names)
+        assert r["mezo_step"]["peak_bytes"] <= r["forward"]["peak_bytes"] + r["param_bytes"]
+        assert r["adam (backprop)"]["peak_bytes"] > 3 * r["param_bytes"]
+        assert r["mezo_step"]["over_adam"] < 1.0
+    largest = data["memory"]["largest"]
+    assert largest["num_params"] == rows[-1]["num_params"]
+    assert largest["pass_forward"] == (largest["over_forward"] <= 1.2)
