@@ -243,6 +243,12 @@ def test_tour_quick(tmp_path):
     adam = [float(ln.split()[3]) for ln in lines if ln.startswith("Adam, lr")]  # good, bad
     hd = next(float(ln.split(")")[1].split()[0]) for ln in lines if ln.startswith("Adam-HD from"))
     assert len(adam) == 2 and hd < 0.3 * max(adam)  # recovers from the learning rate 10x too small
+    assert (tmp_path / "tour" / "zeroth_order.png").stat().st_size > 10_000
+    lines = out.split("== zeroth-order ==")[1].splitlines()
+    ratio = {ln.split("  ")[0]: float(ln.split("(")[-1].rstrip("x)")) for ln in lines
+             if ln.startswith(("MeZO (mezo_step)", "SGD (backprop)"))}  # fmt: skip
+    # MeZO at the forward pass's memory; backprop holds gradients and activations beside it
+    assert ratio["MeZO (mezo_step)"] <= 1.2 < ratio["SGD (backprop)"], ratio
 
 
 def test_benchmark_quick(tmp_path):

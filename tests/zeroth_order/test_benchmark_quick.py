@@ -3,7 +3,10 @@
 Sanity properties checked against independent quantities: every program's peak is at least the
 bytes of the params it holds (a forward pass reads them once; the Adam step holds params and two
 moments), ``mezo_step`` stays within one params copy of the forward pass, and the backprop Adam
-step needs more than three copies of the params.
+step needs more than three copies of the params; the fine-tuning runs start from the same
+pretrained accuracy for every method and the steps to MeZO's final accuracy lie within the run;
+DeepZero's count of forward evaluations per step is recomputed from the CNN's leaf sizes
+(``n - round(sparsity n)`` coordinates per leaf, plus the base point).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+
+import jax
 
 from tests.conftest import ROOT
 
@@ -38,3 +43,32 @@ def test_zeroth_order_benchmark_quick(tmp_path):
     largest = data["memory"]["largest"]
     assert largest["num_params"] == rows[-1]["num_params"]
     assert largest["pass_forward"] == (largest["over_forward"] <= 1.2)
+
+    ft = data["finetuning"]
+    assert set(ft["methods"]) == {
+        "MeZO",
+        "Sparse MeZO",
+        "MeZO-Adam",
+        "SGD (backprop)",
+        "Adam (backprop)",
+    }
+    start = {m["pretrained_accuracy"][0] for m in ft["methods"].values()}
+    assert len(start) == 1 and 0.5 < start.pop() < 1.0  # one pretrained model, better than chance
+    for m in ft["methods"].values():
+        assert len(m["curves"][0]) == ft["steps"]
+        assert all(h is None or 0 < h <= ft["steps"] for h in m["steps_to_mezo_final"])
+
+    dz = data["deepzero"]
+    from jaxopt_papers.tour import workloads as W
+
+    sizes = [leaf.size for leaf in jax.tree.leaves(W.init_params(W.digits_cnn(), 0))]
+    kept = sum(n - round(dz["sparsity"] * n) for n in sizes)
+    assert dz["num_params"] == sum(sizes)
+    assert dz["methods"]["DeepZero"]["forward_evaluations_per_step"] == kept + 1
+    for m in dz["methods"].values():
+        assert all(0.0 <= a <= 1.0 for a in m["test_accuracy"])
+
+    rk = data["ranking"]
+    assert rk["initial_value"] == 130.0  # Σ_i c_i + 20 at x = 0, c = linspace(1, 10, 20)
+    for m in rk["methods"].values():
+        assert all(0.0 <= v < rk["initial_value"] for v in m["final_value"])  # both descend
