@@ -155,6 +155,27 @@ def memory(quick: bool) -> dict[str, Any]:
     }
 
 
+def _scan_training(tx, zeroth: bool, batch_loss, probe=None):
+    """``run(params, batch_idx) -> (final params, probe(params) after each step)``: one
+    ``lax.scan``; ``zeroth`` methods get the loss as ``value_fn``, the others its gradient."""
+
+    def run(p, idx):
+        def step(carry, b):
+            p, s = carry
+            f = lambda q: batch_loss(q, b)
+            if zeroth:
+                u, s = tx.update(None, s, p, value_fn=f)
+            else:
+                u, s = tx.update(jax.grad(f)(p), s, p)
+            p = optax.apply_updates(p, u)
+            return (p, s), (probe(p) if probe is not None else None)
+
+        (p, _), probes = jax.lax.scan(step, (p, tx.init(p)), idx)
+        return p, probes
+
+    return run
+
+
 # ------------------------------------------------------------------------------ fine-tuning
 
 
@@ -221,22 +242,9 @@ def finetuning(quick: bool, seeds: list[int]) -> dict[str, Any]:
             pretrained[seed] = _pretrained(wl, x, y, seed)
         p0 = pretrained[seed]
 
-        @jax.jit
-        def go(p):
-            def step(carry, b):
-                p, s = carry
-                f = lambda q: wl.loss(q, (x[b], y[b]))
-                if zeroth:
-                    u, s = tx.update(None, s, p, value_fn=f)
-                else:
-                    u, s = tx.update(jax.grad(f)(p), s, p)
-                p = optax.apply_updates(p, u)
-                return (p, s), acc(p)
-
-            return jax.lax.scan(step, (p, tx.init(p)), idx)[1]
-
+        go = jax.jit(_scan_training(tx, zeroth, lambda q, b: wl.loss(q, (x[b], y[b])), acc))
         t0 = time.perf_counter()
-        curve = np.asarray(jax.block_until_ready(go(p0)))
+        curve = np.asarray(jax.block_until_ready(go(p0, idx)[1]))
         return curve, time.perf_counter() - t0, float(acc(p0))
 
     tail = max(1, steps // 10)
@@ -296,18 +304,7 @@ def deepzero_section(quick: bool, seeds: list[int]) -> dict[str, Any]:
     for name, tx in methods.items():
         zeroth = name == "DeepZero"
 
-        @jax.jit
-        def go(p, idx, tx=tx, zeroth=zeroth):
-            def step(carry, b):
-                p, s = carry
-                f = lambda q: wl.loss(q, (x[b], y[b]))
-                if zeroth:
-                    u, s = tx.update(None, s, p, value_fn=f)
-                else:
-                    u, s = tx.update(jax.grad(f)(p), s, p)
-                return (optax.apply_updates(p, u), s), None
-
-            return jax.lax.scan(step, (p, tx.init(p)), idx)[0][0]
+        go = jax.jit(_scan_training(tx, zeroth, lambda q, b: wl.loss(q, (x[b], y[b]))))
 
         accs, secs = [], []
         for seed in seeds:
@@ -315,7 +312,7 @@ def deepzero_section(quick: bool, seeds: list[int]) -> dict[str, Any]:
             idx = jnp.asarray(W.batch_indices(wl, seed, steps))
             compiled = go.lower(p0, idx).compile()
             t0 = time.perf_counter()
-            p = jax.block_until_ready(compiled(p0, idx))
+            p = jax.block_until_ready(compiled(p0, idx)[0])
             secs.append(time.perf_counter() - t0)
             accs.append(float(wl.metric(p, (wl.data["x_test"], wl.data["y_test"]))))
         # torch's rule, as the estimator: n - round(sparsity n) coordinates per leaf
