@@ -41,7 +41,7 @@ def section(ctx: Tour) -> None:
     from jaxopt_papers import zeroth_order as zo
     from jaxopt_papers.tour import workloads
 
-    n = 200 if ctx.quick else 3000
+    n = 60 if ctx.quick else 3000
     wl = workloads.digits_mlp(n)
     x, y = wl.data["x_train"], wl.data["y_train"]
     test = (wl.data["x_test"], wl.data["y_test"])

@@ -341,8 +341,9 @@ def test_solvers_are_modules_with_manual_steps_that_reproduce_run(small_darcy):
         x_ref = spla.spsolve(small_darcy.to_scipy(0).tocsc(), np.asarray(b))
         np.testing.assert_allclose(sol.x, x_ref, rtol=1e-7)
         state = solver.init(A, b)
+        step = jax.jit(lambda state, A, b, solver=solver: solver.step(state, A, b))  # compiled once
         while not bool(state.done) and int(state.num_matvecs) < 10 * b.shape[0]:
-            state = solver.step(state, A, b)
+            state = step(state, A, b)
         assert int(state.num_steps) == int(sol.num_steps)
         np.testing.assert_allclose(state.x, sol.x, rtol=1e-9, atol=1e-12)
     # jaxopt-style unpacking; GCRO-DR's state is its recycle space.
