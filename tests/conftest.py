@@ -47,6 +47,7 @@ _LONG_FIRST = (
     "tests/test_accelerator.py",
     "tests/schedules/test_benchmark_quick.py",
     "tests/zeroth_order/test_benchmark_quick.py",
+    "tests/curvature/test_benchmark_quick.py",
     "tests/linear/test_relax.py",
     "tests/linear/test_sequence.py",
     "tests/linear/test_krylov.py",

@@ -249,6 +249,13 @@ def test_tour_quick(tmp_path):
              if ln.startswith(("MeZO (mezo_step)", "SGD (backprop)"))}  # fmt: skip
     # MeZO at the forward pass's memory; backprop holds gradients and activations beside it
     assert ratio["MeZO (mezo_step)"] <= 1.2 < ratio["SGD (backprop)"], ratio
+    assert (tmp_path / "tour" / "second_order.png").stat().st_size > 10_000
+    lines = out.split("== second-order ==")[1].splitlines()
+    initial = float(next(ln for ln in lines if ln.startswith("initial test loss")).split()[-1])
+    finals = {ln.split("  ")[0]: float(ln.split()[-3]) for ln in lines
+              if ln.startswith(("optax.adam", "mkor", "mfac"))}  # fmt: skip
+    # the same initialisation for all; each training run lowers the test loss from it
+    assert len(finals) == 3 and all(f < initial for f in finals.values()), (initial, finals)
 
 
 def test_benchmark_quick(tmp_path):

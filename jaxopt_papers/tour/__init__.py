@@ -36,6 +36,10 @@ Sections so far:
   (:func:`jaxopt_papers.zeroth_order.mezo_step`: two loss evaluations per step, no gradient)
   and by backprop SGD; test accuracy, steps/s and the compiled peak memory of one step beside the
   forward pass's; writes ``zeroth_order.png``.
+- ``second-order``: the digits autoencoder (:func:`jaxopt_papers.tour.workloads.digits_autoencoder`)
+  trained by ``optax.adam``, :func:`jaxopt_papers.curvature.mkor` (its statistics captured in the
+  gradient pass) and :func:`jaxopt_papers.curvature.mfac`; steps to the target test loss, time
+  per step, compile time apart; writes ``second_order.png``.
 
 Needs the ``tour`` extra (scikit-learn, matplotlib, tqdm): ``pip install "jaxopt-papers[tour]"``.
 """
@@ -57,6 +61,7 @@ from jaxopt_papers.tour import (
     krylov_recycling,
     optimal_transport,
     schedules,
+    second_order,
     zeroth_order,
 )
 from jaxopt_papers.tour._common import Tour
@@ -71,6 +76,7 @@ SECTIONS: list[tuple[str, Callable[[Tour], None]]] = [
     ("bilevel", bilevel.section),
     ("schedules", schedules.section),
     ("zeroth-order", zeroth_order.section),
+    ("second-order", second_order.section),
 ]
 """The tour's sections in order: ``(name, function)``."""
 

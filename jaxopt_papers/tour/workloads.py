@@ -66,6 +66,7 @@ __all__ = [
     "conv2d",
     "conv2d_xla",
     "dense",
+    "digits_autoencoder",
     "digits_cnn",
     "digits_mlp",
     "first_order_contenders",
@@ -399,6 +400,129 @@ def teacher_student(num_steps: int = 1000, width: int = 128) -> Workload:
 def all_workloads() -> list[Workload]:
     """The three workloads at their default step budgets."""
     return [digits_mlp(), digits_cnn(), teacher_student()]
+
+
+# ------------------------------------------------------------------- the digits autoencoder
+
+
+class _AEDense:
+    """``x @ params["kernel"] + params["bias"]``: a dense layer that
+    :func:`jaxopt_papers.curvature.value_grad_and_stats` recognises (registered on first use)."""
+
+    def __init__(self, params: dict[str, jax.Array]):
+        self.params = params
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x @ self.params["kernel"] + self.params["bias"]
+
+
+def _register_ae_dense() -> None:
+    from jaxopt_papers import curvature
+
+    curvature.register_layer(
+        _AEDense,
+        input_rows=lambda m, x: x.reshape(-1, x.shape[-1]),
+        weight=lambda m: m.params["kernel"],
+        has_bias=lambda m: True,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_pixels() -> dict[str, np.ndarray]:
+    """The digits split of :func:`load_digits_split` as raw pixels scaled to ``[0, 1]``."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "The digits workloads need scikit-learn, which is not a runtime dependency of "
+            'jaxopt_papers. Install the tour extra: pip install "jaxopt-papers[tour]"'
+        ) from err
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_te, _, _ = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    out = {
+        "x_train": (x_tr / 16.0).astype(np.float32),
+        "y_train": (x_tr / 16.0).astype(np.float32),
+        "x_test": (x_te / 16.0).astype(np.float32),
+        "y_test": (x_te / 16.0).astype(np.float32),
+    }
+    for v in out.values():
+        v.setflags(write=False)
+    return out
+
+
+def digits_autoencoder(
+    num_steps: int = 1000, widths: tuple[int, ...] = (256, 128, 64, 16)
+) -> Workload:
+    """The classic deep autoencoder (Hinton & Salakhutdinov, 2006) scaled to the 8x8 digits.
+
+    Encoder 64-256-128-64-16 and its mirror 16-64-128-256-64 (tanh hidden layers, a linear
+    16-unit code layer, logits out); the loss is the sigmoid cross-entropy between the logits
+    and the pixels scaled to ``[0, 1]``, summed over the 64 pixels and averaged over the batch,
+    as in kfac-jax's MNIST autoencoder example. Minibatches of 256. The metric is that loss on
+    the test split; target 15.5 (what ``optax.adam(1e-3)`` reaches within 800 of the 1000
+    default steps on each of three seeds, rounded up: ``benchmarks/second_order.py``). The
+    layers are ``{"layer0": {"kernel", "bias"}, ...}`` dicts, kernels ``(in, out)``, captured
+    by :func:`jaxopt_papers.curvature.value_grad_and_stats`, so MKOR
+    applies; kfac-jax's automatic registration finds them too.
+
+    Args:
+      num_steps: the step budget (default 1000).
+      widths: the encoder's widths after the 64 inputs; the decoder mirrors them.
+
+    Returns:
+      The :class:`Workload`.
+
+    Example:
+      >>> from jaxopt_papers.tour import workloads
+      >>> wl = workloads.digits_autoencoder()
+      >>> params = workloads.init_params(wl, 0)
+      >>> print(sorted(params)[:2], wl.apply(params, wl.data["x_test"][:3]).shape)
+      ['layer0', 'layer1'] (3, 64)
+    """
+    _register_ae_dense()
+    sizes = (64, *widths, *widths[-2::-1], 64)
+    num_layers = len(sizes) - 1
+    code = len(widths) - 1  # the linear code layer
+
+    def init(key):
+        keys = jax.random.split(key, num_layers)
+        return {
+            f"layer{i}": {
+                "kernel": _normal(keys[i], (sizes[i], sizes[i + 1]), sizes[i], 1.0),
+                "bias": jnp.zeros((sizes[i + 1],), F32),
+            }
+            for i in range(num_layers)
+        }
+
+    def apply(params, x):
+        for i in range(num_layers):
+            x = _AEDense(params[f"layer{i}"])(x)
+            if i < num_layers - 1 and i != code:
+                x = jnp.tanh(x)
+        return x
+
+    def loss(params, batch):
+        logits, pixels = apply(params, batch[0]), batch[1]
+        bce = jnp.maximum(logits, 0) - logits * pixels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+        return bce.sum(axis=-1).mean()
+
+    arch = "-".join(str(s) for s in sizes)
+    return Workload(
+        name="digits_autoencoder",
+        description=f"autoencoder {arch} on digits",
+        init=init,
+        apply=apply,
+        loss=loss,
+        metric=loss,
+        metric_name="test_bce",
+        target=15.5,
+        higher_is_better=False,
+        data=_to_jax(_digits_pixels()),
+        batch_size=256,
+        num_steps=num_steps,
+        eval_every=20,
+    )
 
 
 # ---------------------------------------------------------------------------- training loop
