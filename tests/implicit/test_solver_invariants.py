@@ -79,11 +79,16 @@ def test_implicit_gradient_equals_finite_differences_and_unrolled(case):
     out = case.output(case.run(case.solver, v))
     target = jnp.asarray(np.random.default_rng(0).normal(size=np.shape(out)))
     f = _loss(case, case.solver, target)
-    g = jax.grad(f)(v)
     h = case.fd_step * abs(v)
-    fd = (f(v + h) - f(v - h)) / (2 * h)
-    np.testing.assert_allclose(g, fd, rtol=case.rtol_fd)
-    np.testing.assert_allclose(jax.jvp(f, (v,), (1.0,))[1], g, rtol=1e-8)
+
+    @jax.jit  # one compilation: reverse mode, forward mode and the two shifted solves
+    def derivatives(v):
+        shifted = jnp.stack([f(v + h), f(v - h)])
+        return jax.grad(f)(v), jax.jvp(f, (v,), (1.0,))[1], shifted
+
+    g, tangent, (f_plus, f_minus) = derivatives(v)
+    np.testing.assert_allclose(g, (f_plus - f_minus) / (2 * h), rtol=case.rtol_fd)
+    np.testing.assert_allclose(tangent, g, rtol=1e-8)
     if case.unrolled is not None:
         np.testing.assert_allclose(
             jax.grad(_loss(case, case.unrolled(case.solver), target))(v), g, rtol=case.rtol_unrolled
@@ -92,14 +97,16 @@ def test_implicit_gradient_equals_finite_differences_and_unrolled(case):
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_float32_stays_float32(case):
-    sol = case.run32(case.solver32(case.solver), case.values[1])
-    out = case.output(sol)
-    assert out.dtype == jnp.float32
+    solver = case.solver32(case.solver)
+
+    def total(v):  # the solution rides along as aux: one compilation for both
+        sol = case.run32(solver, v)
+        return jnp.sum(case.output(sol)), sol
+
+    (_, sol), g = jax.jit(jax.value_and_grad(total, has_aux=True))(jnp.float32(case.values[1]))
+    assert case.output(sol).dtype == jnp.float32
     for leaf in jax.tree.leaves(sol.value):
         assert leaf.dtype == jnp.float32, leaf.dtype
-    g = jax.grad(lambda v: jnp.sum(case.output(case.run32(case.solver32(case.solver), v))))(
-        jnp.float32(case.values[1])
-    )
     assert g.dtype == jnp.float32 and bool(jnp.isfinite(g))
 
 
