@@ -405,7 +405,7 @@ def all_workloads() -> list[Workload]:
 # ------------------------------------------------------------------- the digits autoencoder
 
 
-class _AEDense:
+class _KernelDense:
     """``x @ params["kernel"] + params["bias"]``: a dense layer that
     :func:`jaxopt_papers.curvature.value_grad_and_stats` recognises (registered on first use)."""
 
@@ -416,11 +416,11 @@ class _AEDense:
         return x @ self.params["kernel"] + self.params["bias"]
 
 
-def _register_ae_dense() -> None:
+def _register_kernel_dense() -> None:
     from jaxopt_papers import curvature
 
     curvature.register_layer(
-        _AEDense,
+        _KernelDense,
         input_rows=lambda m, x: x.reshape(-1, x.shape[-1]),
         weight=lambda m: m.params["kernel"],
         has_bias=lambda m: True,
@@ -480,7 +480,7 @@ def digits_autoencoder(
       >>> print(sorted(params)[:2], wl.apply(params, wl.data["x_test"][:3]).shape)
       ['layer0', 'layer1'] (3, 64)
     """
-    _register_ae_dense()
+    _register_kernel_dense()
     sizes = (64, *widths, *widths[-2::-1], 64)
     num_layers = len(sizes) - 1
     code = len(widths) - 1  # the linear code layer
@@ -497,14 +497,13 @@ def digits_autoencoder(
 
     def apply(params, x):
         for i in range(num_layers):
-            x = _AEDense(params[f"layer{i}"])(x)
+            x = _KernelDense(params[f"layer{i}"])(x)
             if i < num_layers - 1 and i != code:
                 x = jnp.tanh(x)
         return x
 
     def loss(params, batch):
-        logits, pixels = apply(params, batch[0]), batch[1]
-        bce = jnp.maximum(logits, 0) - logits * pixels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+        bce = optax.sigmoid_binary_cross_entropy(apply(params, batch[0]), batch[1])
         return bce.sum(axis=-1).mean()
 
     arch = "-".join(str(s) for s in sizes)
