@@ -92,7 +92,16 @@ def load(stored: jax.Array, absmax: jax.Array, code: np.ndarray, dtype, block_si
     """The moment in ``dtype``: blocks ``(blocks, block_size)`` for codes, else as stored."""
     if not is_8bit(stored):
         return stored.astype(dtype)
-    return dequantize_blocks(B.to_blocks(stored, block_size), absmax, code, dtype)
+    return dequantize_blocks(code_blocks(stored, code, block_size), absmax, code, dtype)
+
+
+def code_blocks(stored: jax.Array, code: np.ndarray, block_size: int) -> jax.Array:
+    """uint8 codes as ``(blocks, block_size)``, the last block padded with the code of 0.
+
+    The padding decodes to a zero moment, so it never enters a block maximum (bitsandbytes'
+    kernel reduces over the valid entries only).
+    """
+    return B.to_blocks(stored, block_size, fill=B.codebook(code).zero_index)
 
 
 def store(value: jax.Array, like: jax.Array, code: np.ndarray, signed: bool):

@@ -213,7 +213,7 @@ def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size
         m_part, v_part, _ = _adam_moments(g_part, m_part, v_part, beta1, beta2)
         return (*Q.quantize_blocks(m_part, code1, True), *Q.quantize_blocks(v_part, code2, False))
 
-    state = (B.to_blocks(mq, block_size), ma, B.to_blocks(nq, block_size), na)
+    state = (Q.code_blocks(mq, code1, block_size), ma, Q.code_blocks(nq, code2, block_size), na)
     new_mq, new_ma, new_nq, new_na = Q.update_in_chunks(requantise, (gb,), state, chunk)
     return u, B.from_blocks(new_mq, mq.shape), new_ma, B.from_blocks(new_nq, nq.shape), new_na
 
@@ -261,7 +261,7 @@ def _one_state_leaf(g, p, mq, ma, count, hp, *, kind, has_lr, use_decay, block_s
 
     reads = (gb, pb) if coupled else (gb,)
     kernel = requantise if coupled else (lambda r, s: requantise((r[0], None), s))
-    state = (B.to_blocks(mq, block_size), ma)
+    state = (Q.code_blocks(mq, code1, block_size), ma)
     new_mq, new_ma = Q.update_in_chunks(kernel, reads, state, chunk)
     return u, B.from_blocks(new_mq, mq.shape), new_ma
 

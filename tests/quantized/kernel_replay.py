@@ -99,11 +99,13 @@ class Replay:
         if st["eight"]:
             gb = _blocks(g.astype(F32), self.block)
             pb = _blocks(p.astype(F32), self.block)
+            # the kernel loads and reduces the valid entries only: the padding is a zero state
+            valid = (np.arange(gb.size) < n).reshape(gb.shape)
             c1 = st["c1"].reshape(gb.shape)
-            s1 = (self.code1[c1] * st["a1"][:, None]).astype(F32)
+            s1 = np.where(valid, self.code1[c1] * st["a1"][:, None], F32(0)).astype(F32)
             if self.kind == "adam":
                 c2 = st["c2"].reshape(gb.shape)
-                s2 = (self.code2[c2] * st["a2"][:, None]).astype(F32)
+                s2 = np.where(valid, self.code2[c2] * st["a2"][:, None], F32(0)).astype(F32)
         else:
             gb, pb = g.astype(F32).reshape(1, -1), p.astype(F32).reshape(1, -1)
             s1, s2 = st["s1"].reshape(1, -1), st["s2"].reshape(1, -1)
