@@ -75,6 +75,9 @@ def test_wheel_ships_license_typing_marker_and_every_subpackage(dist):
     # every module of the source tree is in the wheel, and nothing else of the repository
     modules = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")}
     assert modules <= names, sorted(modules - names)
+    # and the C++ sources built on first use (the 8-bit Adam CPU kernel)
+    sources = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.cc")}
+    assert sources and sources <= names, sorted(sources - names)
     assert not any(n.startswith(("tests/", "benchmarks/", "notebooks/")) for n in names)
 
 

@@ -5,6 +5,8 @@
 * :mod:`.optimizers`: :func:`adam8bit`, :func:`adamw8bit`, :func:`lion8bit`, :func:`sgd8bit`
   (and ``scale_by_adam8bit``, ``scale_by_lion8bit``), bitsandbytes' 8-bit optimizers.
 * :mod:`.wrapper`: :func:`quantize_state` keeps any transformation's moments in 8 bits.
+* :func:`native_status`: whether the Adam family's step runs through the compiled XLA:CPU
+  kernel (built on first use with the system C++ compiler) or the XLA path.
 * :mod:`.embedding`: :class:`StableEmbedding` (flax linen; imported on first use, so flax is
   needed only for it).
 
@@ -17,6 +19,7 @@ Example:
   266240
 """
 
+from jaxopt_papers.quantized._native import native_status
 from jaxopt_papers.quantized.blockwise import dequantize_blockwise, dynamic_map, quantize_blockwise
 from jaxopt_papers.quantized.optimizers import (
     Adam8bitState,
@@ -42,6 +45,7 @@ __all__ = [
     "dequantize_blockwise",
     "dynamic_map",
     "lion8bit",
+    "native_status",
     "quantize_blockwise",
     "quantize_state",
     "scale_by_adam8bit",

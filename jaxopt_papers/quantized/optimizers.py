@@ -25,14 +25,22 @@ unchanged (2-state kernel). Lion: ``p <- p (1 - lr wd) - lr sign(b1 m + (1 - b1)
 ``m = b2 m + (1 - b2) g``. SGD: ``g += wd p``; ``m = g`` at the first step, then
 ``m = b1 m + g``; ``p <- p - lr m``.
 
-Per leaf, the update is one elementwise pass (dequantise, update the moments, the step), and
-the new codes are computed again from the stored ones in runs of 1024 blocks, a loop over the
-tensor; no float32 moment of a whole tensor is ever written to memory. Quantising is one lookup
-in a table keyed by the float32 bit pattern (:mod:`.blockwise`). Sharding: the codes have the
-parameter's shape and follow its sharding; the block maxima are small and replicated; blocks
-run along the row-major flattened tensor, so a block crosses a shard boundary unless the shard
-holds whole rows of a multiple of ``block_size`` entries (results do not depend on the
-sharding; pass the state's shardings as ``out_shardings`` to keep them).
+On CPU, the Adam family's step of a float32 8-bit leaf runs through a compiled kernel (an
+XLA FFI custom call built on first use with the system C++ compiler, see
+:func:`~jaxopt_papers.quantized.native_status`): one pass per block of the same float32
+operations in the same order, correctly rounded, spread over XLA's intra-op threads. Elsewhere
+(GPU, TPU, several CPU devices, other dtypes, no compiler, ``JAXOPT_PAPERS_NATIVE=0``) the XLA
+path runs: per leaf, one elementwise pass (dequantise, update the moments, the step), and the
+new codes computed again from the stored ones in runs of 1024 blocks, a loop over the tensor;
+no float32 moment of a whole tensor is ever written to memory. Quantising is one lookup in a
+table keyed by the float32 bit pattern (:mod:`.blockwise`); XLA:CPU's vectorised division and
+square root may differ from the correctly rounded result in the last bit.
+
+Sharding: the codes have the parameter's shape and follow its sharding; the block maxima are
+small and replicated; blocks run along the row-major flattened tensor, so a block crosses a
+shard boundary unless the shard holds whole rows of a multiple of ``block_size`` entries
+(results do not depend on the sharding; pass the state's shardings as ``out_shardings`` to keep
+them).
 
 Defaults are bitsandbytes': Adam8bit ``lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wd=0``;
 AdamW8bit the same with ``wd=1e-2``; Lion8bit ``lr=1e-4, betas=(0.9, 0.99), wd=0``; SGD8bit
@@ -63,6 +71,7 @@ import optax
 
 from jaxopt_papers import _validation as V
 from jaxopt_papers.quantized import _moments as Q
+from jaxopt_papers.quantized import _native
 from jaxopt_papers.quantized import blockwise as B
 
 __all__ = [
@@ -179,8 +188,17 @@ def _adam_moments(gb, m, v, beta1, beta2):
     return m, v, finite
 
 
-def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size, chunk):
-    """One leaf of the 8-bit Adam step (the kernel of the module docstring).
+def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size, chunk,
+               native=False):  # fmt: skip
+    """One leaf of the 8-bit Adam step; with ``native``, the compiled kernel on CPU."""
+    if not native:
+        kw = dict(has_lr=has_lr, use_decay=use_decay, block_size=block_size, chunk=chunk)
+        return _adam_leaf_xla(g, p, mq, ma, nq, na, count, hp, **kw)
+    return _adam_leaf_native(g, p, mq, ma, nq, na, count, hp, has_lr, use_decay, block_size)
+
+
+def _adam_leaf_xla(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size, chunk):
+    """One leaf of the 8-bit Adam step (the kernel of the module docstring) in XLA.
 
     The update is one elementwise pass over the tensor; the requantised state is computed
     again from the stored codes in runs of blocks (``Q.update_in_chunks``), so no float32
@@ -218,8 +236,27 @@ def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size
     return u, B.from_blocks(new_mq, mq.shape), new_ma, B.from_blocks(new_nq, nq.shape), new_na
 
 
+def _adam_leaf_native(g, p, mq, ma, nq, na, count, hp, has_lr, use_decay, block_size):
+    """:func:`_adam_leaf` on CPU through the compiled kernel (same operations, one pass)."""
+    b1, b2, eps, lr, wd = hp
+    f32 = jnp.float32
+    beta1, beta2 = jnp.asarray(b1, f32), jnp.asarray(b2, f32)
+    t = count.astype(f32)
+    c1 = 1 - beta1**t
+    c2 = jnp.sqrt(1 - beta2**t)
+    coef = (c2 / c1) if not has_lr else ((-lr * c2) / c1)
+    scalars = [beta1, beta2, 1 - beta1, 1 - beta2, c2 * jnp.asarray(eps, f32), coef, lr * wd]
+    scalars = jnp.stack([jnp.asarray(x, f32) for x in scalars])
+    return _native.adam8bit(
+        g, p, mq, ma, nq, na, Q.signed_code(), Q.unsigned_code(), scalars,
+        block_size=block_size, decay=bool(has_lr and use_decay),
+    )  # fmt: skip
+
+
 # one compiled program per leaf shape when called eagerly (inlined under an outer jit)
-_adam_leaf_jit = jax.jit(_adam_leaf, static_argnames=("has_lr", "use_decay", "block_size", "chunk"))
+_adam_leaf_jit = jax.jit(
+    _adam_leaf, static_argnames=("has_lr", "use_decay", "block_size", "chunk", "native")
+)
 
 
 def _one_state_moment(kind, gb, pb, m, count, beta1, beta2, wd):
@@ -303,7 +340,7 @@ def _adam_transform(owner, learning_rate, b1, b2, eps, weight_decay, block_size,
             return kernel(
                 g, p, mq, ma, nq, na, count, hp,
                 has_lr=lr is not None, use_decay=bool(use_decay), block_size=block_size,
-                chunk=Q.CHUNK_BLOCKS,
+                chunk=Q.CHUNK_BLOCKS, native=Q.is_8bit(mq) and _native.applies(g, p),
             )  # fmt: skip
 
         out = jax.tree.map(

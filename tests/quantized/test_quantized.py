@@ -264,17 +264,25 @@ def _assert_codes(ours, ref, x, code, what):
     assert diff.sum() <= max(1, diff.size // 1000), f"{what}: {diff.sum()} codes differ"
 
 
-@pytest.mark.parametrize("chunk", [None, 4], ids=["one_run", "runs_of_4_blocks"])
-@pytest.mark.parametrize("name", list(CASES))
-def test_trajectory_replays_the_cuda_kernel(name, chunk, monkeypatch):
+@pytest.mark.parametrize(
+    "name, chunk, path",
+    [(name, None, "default") for name in CASES]
+    + [(name, 4, "xla") for name in CASES]
+    + [(name, None, "xla") for name in ("adam8bit", "adamw8bit")],
+    ids=lambda v: {None: "one_run", 4: "runs_of_4_blocks"}.get(v, str(v)),
+)
+def test_trajectory_replays_the_cuda_kernel(name, chunk, path, monkeypatch):
     """12 float32 steps: each step's codes as the kernel computes them from the same state,
-    block maxima to 1 ulp, the parameters of the whole trajectory to 1e-6. With ``chunk`` the
-    state is requantised in runs of 4 blocks (4 full runs and a shorter last one per tensor),
-    the path large tensors take."""
-    if chunk is not None:
-        from jaxopt_papers.quantized import _moments
+    block maxima to 1 ulp, the parameters of the whole trajectory to 1e-6. ``default``: the
+    path a CPU user gets (the compiled kernel for the Adam family); ``xla``: the XLA path, with
+    ``chunk`` requantising in runs of 4 blocks (4 full runs and a shorter last one per
+    tensor), the path large tensors take."""
+    from jaxopt_papers.quantized import _moments, _native
 
+    if chunk is not None:
         monkeypatch.setattr(_moments, "CHUNK_BLOCKS", chunk)
+    if path == "xla":
+        monkeypatch.setattr(_native, "applies", lambda g, p: False)
     kind, ours_kw, replay_kw = CASES[name]
     shapes = {"w": (50, 90), "v": (4100,), "b": (90,)}  # 8-bit (padded last block), 32-bit
     params = _problem(0, shapes)
