@@ -62,7 +62,7 @@ def test_jit_equals_eager_and_no_recompile_for_new_values(case):
 def test_vmap_over_values_equals_loop(case):
     solver = case.vmap_solver(case.solver)
     values = jnp.asarray(case.values)
-    batched = jax.vmap(lambda v: case.output(case.run(solver, v)))(values)
+    batched = jax.jit(jax.vmap(lambda v: case.output(case.run(solver, v))))(values)
     for i, v in enumerate(case.values):
         np.testing.assert_allclose(
             batched[i], case.output(case.run(solver, v)), rtol=case.rtol_vmap, atol=1e-12
@@ -125,7 +125,7 @@ def test_manual_steps_reproduce_run(case):
 def test_throw_false_reports_and_throw_true_raises_on_any_output(case):
     short = case.short(case.solver)
     quiet = dataclasses.replace(short, throw=False)
-    codes = jax.vmap(lambda v: case.run(quiet, v).result == case.short_code)(
+    codes = jax.jit(jax.vmap(lambda v: case.run(quiet, v).result == case.short_code))(
         jnp.asarray(case.values)
     )
     assert bool(jnp.all(codes))
