@@ -81,18 +81,19 @@ def test_implicit_gradient_equals_finite_differences_and_unrolled(case):
     f = _loss(case, case.solver, target)
     h = case.fd_step * abs(v)
 
-    @jax.jit  # one compilation: reverse mode, forward mode and the two shifted solves
+    unrolled = None if case.unrolled is None else _loss(case, case.unrolled(case.solver), target)
+
+    @jax.jit  # one compilation: reverse, forward, the two shifted solves and the unrolled one
     def derivatives(v):
         shifted = jnp.stack([f(v + h), f(v - h)])
-        return jax.grad(f)(v), jax.jvp(f, (v,), (1.0,))[1], shifted
+        through = jnp.nan if unrolled is None else jax.grad(unrolled)(v)
+        return jax.grad(f)(v), jax.jvp(f, (v,), (1.0,))[1], shifted, through
 
-    g, tangent, (f_plus, f_minus) = derivatives(v)
+    g, tangent, (f_plus, f_minus), g_unrolled = derivatives(v)
     np.testing.assert_allclose(g, (f_plus - f_minus) / (2 * h), rtol=case.rtol_fd)
     np.testing.assert_allclose(tangent, g, rtol=1e-8)
-    if case.unrolled is not None:
-        np.testing.assert_allclose(
-            jax.grad(_loss(case, case.unrolled(case.solver), target))(v), g, rtol=case.rtol_unrolled
-        )
+    if unrolled is not None:
+        np.testing.assert_allclose(g_unrolled, g, rtol=case.rtol_unrolled)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
