@@ -3,6 +3,8 @@
 import gc
 import os
 import pathlib
+import shutil
+import tempfile
 
 # The suite is dominated by XLA compilation: LLVM's optimisation level 0 compiles about a quarter
 # faster on CPU and changes no result the tests check (the benchmarks, which measure speed, keep
@@ -11,6 +13,20 @@ import pathlib
 _FLAGS = os.environ.get("XLA_FLAGS", "")
 if "xla_backend_optimization_level" not in _FLAGS:
     os.environ["XLA_FLAGS"] = f"{_FLAGS} --xla_backend_optimization_level=0".strip()
+
+# The tests compile many of the same programs again after each module drops its compiled ones
+# (see _release_compiled_programs), in both pytest-xdist workers and in the subprocesses they
+# start: JAX's persistent compilation cache, in a directory that lives as long as this test run,
+# serves those from disk. The process that creates the directory removes it at the end.
+_CACHE_ENV = "JAXOPT_PAPERS_TEST_XLA_CACHE"
+_CREATED_CACHE = None
+if _CACHE_ENV not in os.environ and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _CREATED_CACHE = tempfile.mkdtemp(prefix="jaxopt_papers_xla_cache_")
+    os.environ[_CACHE_ENV] = _CREATED_CACHE
+if _CACHE_ENV in os.environ:
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ[_CACHE_ENV])
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -65,3 +81,8 @@ def pytest_collection_modifyitems(config, items):
         return _LONG_FIRST.index(path) if path in _LONG_FIRST else len(_LONG_FIRST)
 
     items[:] = sorted(items, key=rank)
+
+
+def pytest_unconfigure(config):
+    if _CREATED_CACHE is not None:
+        shutil.rmtree(_CREATED_CACHE, ignore_errors=True)
