@@ -107,8 +107,9 @@ def native_status() -> tuple[bool, str]:
 
     The first call builds the kernel if it is not cached yet (a few seconds) and registers it
     with XLA. ``adam8bit``, ``adamw8bit`` and ``scale_by_adam8bit`` use it for float32 leaves
-    with 8-bit moments when the computation runs on CPU with a single CPU device; otherwise,
-    and where it is not available, they take the XLA path.
+    with 8-bit moments when JAX's default backend is the CPU with a single device; otherwise
+    (GPU, TPU, several devices to shard over) and where it is not available, they take the XLA
+    path.
 
     Set ``JAXOPT_PAPERS_NATIVE=0`` before the first 8-bit update to use the XLA path, ``$CXX``
     to choose the compiler and ``$JAXOPT_PAPERS_CACHE`` for where the built library is kept.

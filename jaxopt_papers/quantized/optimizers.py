@@ -25,12 +25,12 @@ unchanged (2-state kernel). Lion: ``p <- p (1 - lr wd) - lr sign(b1 m + (1 - b1)
 ``m = b2 m + (1 - b2) g``. SGD: ``g += wd p``; ``m = g`` at the first step, then
 ``m = b1 m + g``; ``p <- p - lr m``.
 
-On CPU, the Adam family's step of a float32 8-bit leaf runs through a compiled kernel (an
-XLA FFI custom call built on first use with the system C++ compiler, see
+On a single-device CPU backend, the Adam family's step of a float32 8-bit leaf runs through a
+compiled kernel (an XLA FFI custom call built on first use with the system C++ compiler, see
 :func:`~jaxopt_papers.quantized.native_status`): one pass per block of the same float32
 operations in the same order, correctly rounded, spread over XLA's intra-op threads. Elsewhere
-(GPU, TPU, several CPU devices, other dtypes, no compiler, ``JAXOPT_PAPERS_NATIVE=0``) the XLA
-path runs: per leaf, one elementwise pass (dequantise, update the moments, the step), and the
+(GPU, TPU, several devices, other dtypes, no compiler, ``JAXOPT_PAPERS_NATIVE=0``) the XLA path
+runs: per leaf, one elementwise pass (dequantise, update the moments, the step), and the
 new codes computed again from the stored ones in runs of 1024 blocks, a loop over the tensor;
 no float32 moment of a whole tensor is ever written to memory. Quantising is one lookup in a
 table keyed by the float32 bit pattern (:mod:`.blockwise`); XLA:CPU's vectorised division and
