@@ -17,6 +17,7 @@ which one runs and why.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -28,9 +29,14 @@ import subprocess
 import tempfile
 
 import jax
+import jax.numpy as jnp
 import jaxlib
 
+from jaxopt_papers.quantized import blockwise as B
+
 TARGET = "jaxopt_papers_adam8bit_cpu"
+CHUNK_BLOCKS = 64
+"""Blocks per task of the kernel's work split over the thread pool."""
 _SOURCE = pathlib.Path(__file__).with_name("_cpu_adam8bit.cc")
 _FLAGS = (
     "-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
@@ -56,11 +62,8 @@ def _compiler() -> str | None:
 def _machine() -> bytes:
     """What ``-march=native`` compiles for: the architecture and the CPU's feature flags."""
     flags = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), flags)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), flags)
     return f"{platform.machine()} {flags}".encode()
 
 
@@ -133,7 +136,7 @@ def applies(g: jax.Array, p: jax.Array) -> bool:
     Only when the default backend is the CPU and it has a single device: with several, the XLA
     path shards with its operands (a custom call would gather them).
     """
-    f32 = jax.numpy.float32
+    f32 = jnp.float32
     if g.dtype != f32 or p.dtype != f32 or jax.default_backend() != "cpu":
         return False
     if jax.device_count() != 1:
@@ -148,13 +151,12 @@ def adam8bit(g, p, mq, ma, nq, na, code1, code2, scalars, *, block_size: int, de
     where ``u = coef m / (sqrt(v) + sqrt(1 - b2^t) eps)``, then ``u -= lr wd (p + u)`` with
     ``decay``.
     """
-    from jaxopt_papers.quantized import blockwise as B
-
     available, reason = _load()  # registers the target with XLA
     if not available:
         raise RuntimeError(f"the compiled 8-bit Adam kernel is not available: {reason}.")
     book1, book2 = B.codebook(code1), B.codebook(code2)
-    jnp = jax.numpy
+    if book1 is None or book1.guarded is None or book2 is None or book2.table is None:
+        raise ValueError("the compiled 8-bit Adam kernel needs concrete codes with lookup tables.")
     out = (
         jax.ShapeDtypeStruct(g.shape, jnp.float32),
         jax.ShapeDtypeStruct(mq.shape, jnp.uint8),
@@ -172,7 +174,3 @@ def adam8bit(g, p, mq, ma, nq, na, code1, code2, scalars, *, block_size: int, de
         block_size=int(block_size), shift1=int(book1.shift), shift2=int(book2.shift),
         decay=bool(decay), chunk_blocks=int(CHUNK_BLOCKS),
     )  # fmt: skip
-
-
-CHUNK_BLOCKS = 64
-"""Blocks per task of the kernel's work split over the thread pool."""
