@@ -204,19 +204,15 @@ def _adam_leaf_xla(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_
     again from the stored codes in runs of blocks (``Q.update_in_chunks``), so no float32
     moment of the whole tensor is written to memory.
     """
-    b1, b2, eps, lr, wd = hp
+    lr, wd = hp[3], hp[4]
     code1, code2 = Q.signed_code(), Q.unsigned_code()
     dtype = V.compute_dtype(g.dtype, p.dtype)
     gb = Q.as_blocks(g, mq, block_size).astype(dtype)
     m = Q.load(mq, ma, code1, dtype, block_size)
     v = Q.load(nq, na, code2, dtype, block_size)
-    beta1, beta2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
+    beta1, beta2, c2eps, coef = _adam_scalars(count, hp, has_lr, dtype)
     m, v, finite = _adam_moments(gb, m, v, beta1, beta2)
-    t = count.astype(dtype)
-    c1 = 1 - beta1**t
-    c2 = jnp.sqrt(1 - beta2**t)
-    ratio = m / (jnp.sqrt(v) + c2 * jnp.asarray(eps, dtype))
-    u = Q.from_layout((c2 / c1) * ratio if not has_lr else ((-lr * c2) / c1) * ratio, mq)
+    u = Q.from_layout(coef * (m / (jnp.sqrt(v) + c2eps)), mq)
     if has_lr and use_decay:  # in the parameter's layout, so that XLA updates it in place
         u = u - (lr * wd) * (p.astype(dtype) + u)
     u = jnp.where(Q.from_layout(finite, mq), u, 0).astype(g.dtype)
@@ -236,16 +232,25 @@ def _adam_leaf_xla(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_
     return u, B.from_blocks(new_mq, mq.shape), new_ma, B.from_blocks(new_nq, nq.shape), new_na
 
 
-def _adam_leaf_native(g, p, mq, ma, nq, na, count, hp, has_lr, use_decay, block_size):
-    """:func:`_adam_leaf` on CPU through the compiled kernel (same operations, one pass)."""
-    b1, b2, eps, lr, wd = hp
-    f32 = jnp.float32
-    beta1, beta2 = jnp.asarray(b1, f32), jnp.asarray(b2, f32)
-    t = count.astype(f32)
+def _adam_scalars(count, hp, has_lr, dtype):
+    """``b1``, ``b2``, ``sqrt(1 - b2^t) eps`` and the step's factor ``coef``, with
+    ``u = coef m / (sqrt(v) + sqrt(1 - b2^t) eps)``: ``sqrt(1 - b2^t) / (1 - b1^t)``, times
+    ``-lr`` with a learning rate."""
+    b1, b2, eps, lr, _ = hp
+    beta1, beta2 = jnp.asarray(b1, dtype), jnp.asarray(b2, dtype)
+    t = count.astype(dtype)
     c1 = 1 - beta1**t
     c2 = jnp.sqrt(1 - beta2**t)
     coef = (c2 / c1) if not has_lr else ((-lr * c2) / c1)
-    scalars = [beta1, beta2, 1 - beta1, 1 - beta2, c2 * jnp.asarray(eps, f32), coef, lr * wd]
+    return beta1, beta2, c2 * jnp.asarray(eps, dtype), coef
+
+
+def _adam_leaf_native(g, p, mq, ma, nq, na, count, hp, has_lr, use_decay, block_size):
+    """:func:`_adam_leaf` on CPU through the compiled kernel (same operations, one pass)."""
+    f32 = jnp.float32
+    beta1, beta2, c2eps, coef = _adam_scalars(count, hp, has_lr, f32)
+    lr, wd = hp[3], hp[4]
+    scalars = [beta1, beta2, 1 - beta1, 1 - beta2, c2eps, coef, lr * wd]
     scalars = jnp.stack([jnp.asarray(x, f32) for x in scalars])
     return _native.adam8bit(
         g, p, mq, ma, nq, na, Q.signed_code(), Q.unsigned_code(), scalars,
