@@ -52,7 +52,7 @@ struct Args {
   float* na_out;
 };
 
-// Nearest codes of float32 `x[0:len]` through a Codebook table (blockwise.Codebook.nearest).
+// Nearest codes of `x[0:len] / den` through a Codebook table (blockwise.Codebook.nearest).
 inline void Nearest(const uint32_t* __restrict table, int64_t size, int shift,
                     const float* __restrict x, float den, int64_t len, uint8_t* __restrict out) {
   const uint32_t mask = (1u << shift) - 1u;
