@@ -1,18 +1,20 @@
-"""The compiled XLA:CPU kernel of the 8-bit Adam step, built on first use.
+"""The compiled XLA:CPU kernel that requantises the 8-bit Adam state, built on first use.
 
-XLA:CPU turns the four 256-entry table lookups of an 8-bit Adam step (decode and encode of two
-moments) into scalar gathers, which keep the fused loop from vectorising. The C++ kernel next
-to this module (``_cpu_adam8bit.cc``, an XLA FFI custom call) does the XLA path's float32
-operations in the same order, each correctly rounded, in one pass per block of the tensor,
-vectorised with the lookups in cache, over XLA's intra-op thread pool.
+XLA:CPU cannot fuse the requantisation of a moment (a block maximum, then a table lookup per
+entry) into one pass, and turns the 256-entry table lookups into scalar gathers. The C++ kernel
+next to this module (``_cpu_adam8bit.cc``, an XLA FFI custom call) dequantises the two moments,
+updates them and requantises them with the XLA path's float32 operations in the same order, each
+correctly rounded, in one pass per block of the tensor over XLA's intra-op thread pool (with
+AVX-512, the code tables are read by byte permutes in registers). The step itself stays in XLA,
+which fuses it with the caller's parameter update.
 
-It is compiled once per source, jaxlib version, compiler and CPU with the system C++ compiler
-(``$CXX``, else ``c++``) into ``$JAXOPT_PAPERS_CACHE`` (default ``~/.cache/jaxopt_papers``),
-for the host CPU (``-march=native``), and registered as the FFI target
+It is compiled once per source, jaxlib version, compiler, flags and CPU with the system C++
+compiler (``$CXX``, else ``c++``) into ``$JAXOPT_PAPERS_CACHE`` (default
+``~/.cache/jaxopt_papers``), for the host CPU (``-march=native``, plus
+``$JAXOPT_PAPERS_NATIVE_CXXFLAGS``), and registered as the FFI target
 ``jaxopt_papers_adam8bit_cpu``. Where no compiler is found, the build fails or
-``JAXOPT_PAPERS_NATIVE=0`` is set, the optimizers take the XLA path (the same operations; XLA's
-vectorised division and square root may differ in the last bit). :func:`native_status` says
-which one runs and why.
+``JAXOPT_PAPERS_NATIVE=0`` is set, the optimizers take the XLA path (the same operations).
+:func:`native_status` says which one runs and why.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import os
 import pathlib
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +34,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import jaxlib
+import numpy as np
 
 from jaxopt_papers.quantized import blockwise as B
 
@@ -67,10 +71,14 @@ def _machine() -> bytes:
     return f"{platform.machine()} {flags}".encode()
 
 
+def _flags() -> tuple[str, ...]:
+    return (*_FLAGS, *shlex.split(os.environ.get("JAXOPT_PAPERS_NATIVE_CXXFLAGS", "")))
+
+
 def _build(cxx: str) -> pathlib.Path:
     source = _SOURCE.read_bytes()
     key = hashlib.sha256(b"\0".join([source, jaxlib.__version__.encode(), cxx.encode(),
-                                      " ".join(_FLAGS).encode(), _machine()]))  # fmt: skip
+                                      " ".join(_flags()).encode(), _machine()]))  # fmt: skip
     out = _cache_dir() / f"adam8bit_{key.hexdigest()[:16]}.so"
     if out.exists():
         return out
@@ -79,7 +87,7 @@ def _build(cxx: str) -> pathlib.Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        cmd = [cxx, *_FLAGS, f"-I{jax.ffi.include_dir()}", "-o", tmp, str(_SOURCE)]
+        cmd = [cxx, *_flags(), f"-I{jax.ffi.include_dir()}", "-o", tmp, str(_SOURCE)]
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         if run.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{run.stderr[-2000:]}")
@@ -106,16 +114,18 @@ def _load() -> tuple[bool, str]:
 
 
 def native_status() -> tuple[bool, str]:
-    """Whether the 8-bit Adam family's CPU step runs through the compiled kernel, and why.
+    """Whether the 8-bit Adam family's CPU state update runs through the compiled kernel, and why.
 
     The first call builds the kernel if it is not cached yet (a few seconds) and registers it
-    with XLA. ``adam8bit``, ``adamw8bit`` and ``scale_by_adam8bit`` use it for float32 leaves
-    with 8-bit moments when JAX's default backend is the CPU with a single device; otherwise
-    (GPU, TPU, several devices to shard over) and where it is not available, they take the XLA
-    path.
+    with XLA. ``adam8bit``, ``adamw8bit`` and ``scale_by_adam8bit`` use it to requantise the
+    moments of float32 leaves with 8-bit state when JAX's default backend is the CPU with a
+    single device; otherwise (GPU, TPU, several devices to shard over) and where it is not
+    available, they take the XLA path. The step itself is computed by XLA either way.
 
     Set ``JAXOPT_PAPERS_NATIVE=0`` before the first 8-bit update to use the XLA path, ``$CXX``
-    to choose the compiler and ``$JAXOPT_PAPERS_CACHE`` for where the built library is kept.
+    to choose the compiler, ``$JAXOPT_PAPERS_NATIVE_CXXFLAGS`` to add compiler flags (for
+    example ``-mno-avx512f`` for a library shared with older CPUs) and ``$JAXOPT_PAPERS_CACHE``
+    for where the built library is kept.
 
     Returns:
       ``(available, reason)``: whether the kernel is built and registered, and a sentence
@@ -131,7 +141,7 @@ def native_status() -> tuple[bool, str]:
 
 
 def applies(g: jax.Array, p: jax.Array) -> bool:
-    """Whether a float32 leaf's step runs through the compiled kernel.
+    """Whether a float32 leaf's state is requantised by the compiled kernel.
 
     Only when the default backend is the CPU and it has a single device: with several, the XLA
     path shards with its operands (a custom call would gather them).
@@ -144,12 +154,22 @@ def applies(g: jax.Array, p: jax.Array) -> bool:
     return _load()[0]
 
 
-def adam8bit(g, p, mq, ma, nq, na, code1, code2, scalars, *, block_size: int, decay: bool):
-    """``(u, mq, ma, nq, na)`` of one 8-bit Adam step of a leaf through the compiled kernel.
+def _carry_table(table: np.ndarray, shift: int) -> np.ndarray:
+    """A Codebook table ``k0 << (shift + 1) | t`` as ``(k0 << (shift + 1)) + 2^(shift + 1) - t``.
 
-    ``scalars`` holds ``[b1, b2, 1 - b1, 1 - b2, sqrt(1 - b2^t) eps, coef, lr wd]`` in float32,
-    where ``u = coef m / (sqrt(v) + sqrt(1 - b2^t) eps)``, then ``u -= lr wd (p + u)`` with
-    ``decay``.
+    Adding the low bits ``l < 2^shift`` of a value in the bin carries into ``k0 + 1`` exactly
+    when ``l >= t`` (``t <= 2^shift``): the kernel's rounding is one add and one shift.
+    """
+    e = table.astype(np.int64)
+    k0, t = e >> (shift + 1), e & ((1 << (shift + 1)) - 1)
+    return ((k0 << (shift + 1)) + (1 << (shift + 1)) - t).astype(np.uint32)
+
+
+def adam8bit_state(g, mq, ma, nq, na, code1, code2, scalars, block_size: int):
+    """``(mq, ma, nq, na)``: the requantised moments of one 8-bit Adam step of a leaf.
+
+    ``scalars`` holds ``[b1, b2, 1 - b1, 1 - b2]`` in float32. The codes are updated in place
+    (each output aliases its input).
     """
     available, reason = _load()  # registers the target with XLA
     if not available:
@@ -158,19 +178,17 @@ def adam8bit(g, p, mq, ma, nq, na, code1, code2, scalars, *, block_size: int, de
     if book1 is None or book1.guarded is None or book2 is None or book2.table is None:
         raise ValueError("the compiled 8-bit Adam kernel needs concrete codes with lookup tables.")
     out = (
-        jax.ShapeDtypeStruct(g.shape, jnp.float32),
         jax.ShapeDtypeStruct(mq.shape, jnp.uint8),
         jax.ShapeDtypeStruct(ma.shape, jnp.float32),
         jax.ShapeDtypeStruct(nq.shape, jnp.uint8),
         jax.ShapeDtypeStruct(na.shape, jnp.float32),
     )
-    call = jax.ffi.ffi_call(
-        TARGET, out, input_output_aliases={2: 1, 3: 2, 4: 3, 5: 4}, vmap_method="sequential"
-    )
+    call = jax.ffi.ffi_call(TARGET, out, vmap_method="sequential")
     return call(
-        g, p, mq, ma, nq, na,
+        g, mq, ma, nq, na,
         jnp.asarray(code1, jnp.float32), jnp.asarray(code2, jnp.float32),
-        jnp.asarray(book1.guarded), jnp.asarray(book2.table), scalars,
+        jnp.asarray(_carry_table(book1.guarded, book1.shift)),
+        jnp.asarray(_carry_table(book2.table, book2.shift)), scalars,
         block_size=int(block_size), shift1=int(book1.shift), shift2=int(book2.shift),
-        decay=bool(decay), chunk_blocks=int(CHUNK_BLOCKS),
+        chunk_blocks=int(CHUNK_BLOCKS),
     )  # fmt: skip

@@ -25,16 +25,17 @@ unchanged (2-state kernel). Lion: ``p <- p (1 - lr wd) - lr sign(b1 m + (1 - b1)
 ``m = b2 m + (1 - b2) g``. SGD: ``g += wd p``; ``m = g`` at the first step, then
 ``m = b1 m + g``; ``p <- p - lr m``.
 
-On a single-device CPU backend, the Adam family's step of a float32 8-bit leaf runs through a
-compiled kernel (an XLA FFI custom call built on first use with the system C++ compiler, see
-:func:`~jaxopt_papers.quantized.native_status`): one pass per block of the same float32
-operations in the same order, correctly rounded, spread over XLA's intra-op threads. Elsewhere
-(GPU, TPU, several devices, other dtypes, no compiler, ``JAXOPT_PAPERS_NATIVE=0``) the XLA path
-runs: per leaf, one elementwise pass (dequantise, update the moments, the step), and the
-new codes computed again from the stored ones in runs of 1024 blocks, a loop over the tensor;
-no float32 moment of a whole tensor is ever written to memory. Quantising is one lookup in a
-table keyed by the float32 bit pattern (:mod:`.blockwise`); XLA:CPU's vectorised division and
-square root may differ from the correctly rounded result in the last bit.
+Per leaf, the step is one elementwise pass (dequantise, update the moments, the step), which
+XLA fuses with the caller's ``apply_updates``. The new codes are computed again from the stored
+ones: on a single-device CPU backend, for the Adam family's float32 leaves, by a compiled kernel
+(an XLA FFI custom call built on first use with the system C++ compiler, see
+:func:`~jaxopt_papers.quantized.native_status`) in one pass per block with the same float32
+operations in the same order, correctly rounded, over XLA's intra-op threads; elsewhere (GPU,
+TPU, several devices, other dtypes, Lion and SGD, no compiler, ``JAXOPT_PAPERS_NATIVE=0``) in
+XLA, in runs of 1024 blocks, a loop over the tensor. No float32 moment of a whole tensor is ever
+written to memory. Quantising is one lookup in a table keyed by the float32 bit pattern
+(:mod:`.blockwise`); XLA:CPU's vectorised division may differ from the correctly rounded result
+in the last bit, so that a code can differ by one at a midpoint between the two paths.
 
 Sharding: the codes have the parameter's shape and follow its sharding; the block maxima are
 small and replicated; blocks run along the row-major flattened tensor, so a block crosses a
@@ -190,19 +191,13 @@ def _adam_moments(gb, m, v, beta1, beta2):
 
 def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size, chunk,
                native=False):  # fmt: skip
-    """One leaf of the 8-bit Adam step; with ``native``, the compiled kernel on CPU."""
-    if not native:
-        kw = dict(has_lr=has_lr, use_decay=use_decay, block_size=block_size, chunk=chunk)
-        return _adam_leaf_xla(g, p, mq, ma, nq, na, count, hp, **kw)
-    return _adam_leaf_native(g, p, mq, ma, nq, na, count, hp, has_lr, use_decay, block_size)
+    """One leaf of the 8-bit Adam step (the kernel of the module docstring).
 
-
-def _adam_leaf_xla(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size, chunk):
-    """One leaf of the 8-bit Adam step (the kernel of the module docstring) in XLA.
-
-    The update is one elementwise pass over the tensor; the requantised state is computed
-    again from the stored codes in runs of blocks (``Q.update_in_chunks``), so no float32
-    moment of the whole tensor is written to memory.
+    The update is one elementwise pass over the tensor, which XLA fuses with the caller's
+    ``p + u``. The requantised state is computed again from the stored codes: with ``native``
+    by the compiled CPU kernel in one pass, else in XLA in runs of blocks
+    (``Q.update_in_chunks``). Either way no float32 moment of the whole tensor is written to
+    memory.
     """
     lr, wd = hp[3], hp[4]
     code1, code2 = Q.signed_code(), Q.unsigned_code()
@@ -218,6 +213,10 @@ def _adam_leaf_xla(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_
     u = jnp.where(Q.from_layout(finite, mq), u, 0).astype(g.dtype)
     if not Q.is_8bit(mq):
         return u, m.astype(mq.dtype), ma, v.astype(nq.dtype), na
+    if native:
+        scalars = jnp.stack([beta1, beta2, 1 - beta1, 1 - beta2]).astype(jnp.float32)
+        state = _native.adam8bit_state(g, mq, ma, nq, na, code1, code2, scalars, block_size)
+        return (u, *state)
 
     def requantise(reads, state):
         (g_part,) = reads
@@ -243,19 +242,6 @@ def _adam_scalars(count, hp, has_lr, dtype):
     c2 = jnp.sqrt(1 - beta2**t)
     coef = (c2 / c1) if not has_lr else ((-lr * c2) / c1)
     return beta1, beta2, c2 * jnp.asarray(eps, dtype), coef
-
-
-def _adam_leaf_native(g, p, mq, ma, nq, na, count, hp, has_lr, use_decay, block_size):
-    """:func:`_adam_leaf` on CPU through the compiled kernel (same operations, one pass)."""
-    f32 = jnp.float32
-    beta1, beta2, c2eps, coef = _adam_scalars(count, hp, has_lr, f32)
-    lr, wd = hp[3], hp[4]
-    scalars = [beta1, beta2, 1 - beta1, 1 - beta2, c2eps, coef, lr * wd]
-    scalars = jnp.stack([jnp.asarray(x, f32) for x in scalars])
-    return _native.adam8bit(
-        g, p, mq, ma, nq, na, Q.signed_code(), Q.unsigned_code(), scalars,
-        block_size=block_size, decay=bool(has_lr and use_decay),
-    )  # fmt: skip
 
 
 # one compiled program per leaf shape when called eagerly (inlined under an outer jit)
