@@ -52,6 +52,8 @@ struct Args {
   float* ma_out;
   uint8_t* nq_out;
   float* na_out;
+  uint8_t* mq_old;
+  uint8_t* nq_old;
 };
 
 #if JOP_AVX512
@@ -228,15 +230,17 @@ struct Shared {
   std::atomic<int64_t> done{0};
 };
 
-void Blocks(const Args& a, int64_t first, int64_t last, float* m, float* v) {
-  const ByteTable t1(a.code1), t2(a.code2);
-  const auto order = InterleaveOrder();
+template <typename Order>
+void Blocks(const Args& a, const ByteTable& t1, const ByteTable& t2, Order order, int64_t first,
+            int64_t last, float* m, float* v) {
   const int64_t bs = a.block_size;
   for (int64_t b = first; b < last; ++b) {
     const int64_t start = b * bs;
     const int64_t len = std::min(bs, a.n - start);
     Decode(t1, order, a.mq + start, a.ma[b], len, m);
     Decode(t2, order, a.nq + start, a.na[b], len, v);
+    std::memcpy(a.mq_old + start, a.mq + start, len);
+    std::memcpy(a.nq_old + start, a.nq + start, len);
     float mmax, vmax;
     Moments(a.g + start, m, v, len, a.beta1, a.beta2, a.one_minus_beta1, a.one_minus_beta2,
             &mmax, &vmax);
@@ -250,12 +254,14 @@ void Blocks(const Args& a, int64_t first, int64_t last, float* m, float* v) {
 void Work(Shared& s) {
   const int64_t padded = (s.args.block_size + kLanes - 1) / kLanes * kLanes;
   std::vector<float> mbuf(padded), vbuf(padded);
+  const ByteTable t1(s.args.code1), t2(s.args.code2);
+  const auto order = InterleaveOrder();
   for (;;) {
     const int64_t c = s.next.fetch_add(1, std::memory_order_relaxed);
     if (c >= s.num_chunks) return;
     const int64_t first = c * s.chunk;
     const int64_t last = std::min(first + s.chunk, s.args.num_blocks);
-    Blocks(s.args, first, last, mbuf.data(), vbuf.data());
+    Blocks(s.args, t1, t2, order, first, last, mbuf.data(), vbuf.data());
     s.done.fetch_add(1, std::memory_order_release);
   }
 }
@@ -268,7 +274,8 @@ ffi::Error Adam8bitImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g, ffi::Buff
                         int64_t block_size, int64_t shift1, int64_t shift2,
                         int64_t chunk_blocks, ffi::ResultBuffer<ffi::U8> mq_out,
                         ffi::ResultBuffer<ffi::F32> ma_out, ffi::ResultBuffer<ffi::U8> nq_out,
-                        ffi::ResultBuffer<ffi::F32> na_out) {
+                        ffi::ResultBuffer<ffi::F32> na_out, ffi::ResultBuffer<ffi::U8> mq_old,
+                        ffi::ResultBuffer<ffi::U8> nq_old) {
   const int64_t n = static_cast<int64_t>(g.element_count());
   if (block_size < 1 || chunk_blocks < 1) {
     return ffi::Error::InvalidArgument("block_size and chunk_blocks must be positive");
@@ -294,7 +301,7 @@ ffi::Error Adam8bitImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g, ffi::Buff
            sc[0], sc[1], sc[2], sc[3], n,
            block_size, nb, static_cast<int>(shift1), static_cast<int>(shift2),
            mq_out->typed_data(), ma_out->typed_data(), nq_out->typed_data(),
-           na_out->typed_data()};
+           na_out->typed_data(), mq_old->typed_data(), nq_old->typed_data()};
   if (n == 0) {
     a.ma_out[0] = 0.0f;
     a.na_out[0] = 0.0f;
@@ -337,4 +344,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JopAdam8bitCpu, Adam8bitImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // ma
                                   .Ret<ffi::Buffer<ffi::U8>>()   // nq
                                   .Ret<ffi::Buffer<ffi::F32>>()  // na
+                                  .Ret<ffi::Buffer<ffi::U8>>()   // mq before the step
+                                  .Ret<ffi::Buffer<ffi::U8>>()   // nq before the step
 );

@@ -128,7 +128,7 @@ def quantize_blocks(value: jax.Array, code: np.ndarray, signed: bool):
 
 def dequantize_blocks(codes: jax.Array, absmax: jax.Array, code: np.ndarray, dtype):
     """``code[codes] * absmax`` for ``(..., block_size)`` codes and ``(...)`` maxima."""
-    values = jnp.take(jnp.asarray(code), codes.astype(jnp.int32), mode="clip")
+    values = jnp.asarray(code).at[codes.astype(jnp.int32)].get(mode="promise_in_bounds")
     return values.astype(dtype) * absmax.astype(dtype)[..., None]
 
 

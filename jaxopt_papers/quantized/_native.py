@@ -39,7 +39,7 @@ import numpy as np
 from jaxopt_papers.quantized import blockwise as B
 
 TARGET = "jaxopt_papers_adam8bit_cpu"
-CHUNK_BLOCKS = 64
+CHUNK_BLOCKS = 256
 """Blocks per task of the kernel's work split over the thread pool."""
 _SOURCE = pathlib.Path(__file__).with_name("_cpu_adam8bit.cc")
 _FLAGS = (
@@ -182,8 +182,12 @@ def adam8bit_state(g, mq, ma, nq, na, code1, code2, scalars, block_size: int):
         jax.ShapeDtypeStruct(ma.shape, jnp.float32),
         jax.ShapeDtypeStruct(nq.shape, jnp.uint8),
         jax.ShapeDtypeStruct(na.shape, jnp.float32),
+        jax.ShapeDtypeStruct(mq.shape, jnp.uint8),
+        jax.ShapeDtypeStruct(nq.shape, jnp.uint8),
     )
-    call = jax.ffi.ffi_call(TARGET, out, vmap_method="sequential")
+    call = jax.ffi.ffi_call(
+        TARGET, out, input_output_aliases={1: 0, 2: 1, 3: 2, 4: 3}, vmap_method="sequential"
+    )
     return call(
         g, mq, ma, nq, na,
         jnp.asarray(code1, jnp.float32), jnp.asarray(code2, jnp.float32),

@@ -202,10 +202,16 @@ def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size
     lr, wd = hp[3], hp[4]
     code1, code2 = Q.signed_code(), Q.unsigned_code()
     dtype = V.compute_dtype(g.dtype, p.dtype)
+    beta1, beta2, c2eps, coef = _adam_scalars(count, hp, has_lr, dtype)
+    if native:
+        # the kernel passes the old codes on, so that XLA reads them after it without a copy
+        scalars = jnp.stack([beta1, beta2, 1 - beta1, 1 - beta2]).astype(jnp.float32)
+        *new_state, mq, nq = _native.adam8bit_state(
+            g, mq, ma, nq, na, code1, code2, scalars, block_size
+        )
     gb = Q.as_blocks(g, mq, block_size).astype(dtype)
     m = Q.load(mq, ma, code1, dtype, block_size)
     v = Q.load(nq, na, code2, dtype, block_size)
-    beta1, beta2, c2eps, coef = _adam_scalars(count, hp, has_lr, dtype)
     m, v, finite = _adam_moments(gb, m, v, beta1, beta2)
     u = Q.from_layout(coef * (m / (jnp.sqrt(v) + c2eps)), mq)
     if has_lr and use_decay:  # in the parameter's layout, so that XLA updates it in place
@@ -214,9 +220,7 @@ def _adam_leaf(g, p, mq, ma, nq, na, count, hp, *, has_lr, use_decay, block_size
     if not Q.is_8bit(mq):
         return u, m.astype(mq.dtype), ma, v.astype(nq.dtype), na
     if native:
-        scalars = jnp.stack([beta1, beta2, 1 - beta1, 1 - beta2]).astype(jnp.float32)
-        state = _native.adam8bit_state(g, mq, ma, nq, na, code1, code2, scalars, block_size)
-        return (u, *state)
+        return (u, *new_state)
 
     def requantise(reads, state):
         (g_part,) = reads
