@@ -143,16 +143,16 @@ inline void Moments(const float* __restrict g, float* __restrict m, float* __res
   std::memcpy(vmax, &vb, sizeof vb);
 }
 
-// Nearest codes of `x[0:len] / den` through a carry table (see Nearest below).
+// Nearest codes of `x[0:len] * inv` through a carry table (see Nearest below).
 inline void Nearest(const uint32_t* __restrict table, int shift, const float* __restrict x,
-                    float den, int64_t len, uint8_t* __restrict out) {
-  const __m512 d = _mm512_set1_ps(den);
+                    float inv, int64_t len, uint8_t* __restrict out) {
+  const __m512 d = _mm512_set1_ps(inv);
   const __m512i mask = _mm512_set1_epi32((1 << shift) - 1);
   const __m128i sh = _mm_cvtsi32_si128(shift), sh1 = _mm_cvtsi32_si128(shift + 1);
   for (int64_t i = 0; i < len; i += 16) {
     const int64_t rest = len - i;
     const __mmask16 valid = rest >= 16 ? __mmask16(0xffff) : __mmask16((1u << rest) - 1u);
-    const __m512i bits = _mm512_castps_si512(_mm512_div_ps(_mm512_loadu_ps(x + i), d));
+    const __m512i bits = _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(x + i), d));
     const __m512i e = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid,
                                                   _mm512_srl_epi32(bits, sh),
                                                   reinterpret_cast<const int*>(table), 4);
@@ -204,15 +204,15 @@ inline void Moments(const float* __restrict g, float* __restrict m, float* __res
   *vmax = AbsMax(v, len);
 }
 
-// Nearest codes of `x[0:len] / den`. `table` is keyed by the top 32 - shift bits of the
+// Nearest codes of `x[0:len] * inv`. `table` is keyed by the top 32 - shift bits of the
 // float32 quotient; an entry (k0 << (shift + 1)) + 2^(shift + 1) - t carries into the code k0
 // + 1 exactly when the remaining low bits (flipped for a negative value) reach the bin's
 // threshold t <= 2^shift (blockwise.Codebook's table, repacked by _native).
 inline void Nearest(const uint32_t* __restrict table, int shift, const float* __restrict x,
-                    float den, int64_t len, uint8_t* __restrict out) {
+                    float inv, int64_t len, uint8_t* __restrict out) {
   const uint32_t mask = (1u << shift) - 1u;
   for (int64_t i = 0; i < len; ++i) {
-    const float xi = x[i] / den;
+    const float xi = x[i] * inv;
     uint32_t bits;
     std::memcpy(&bits, &xi, sizeof bits);
     const uint32_t low = (bits ^ static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31)) & mask;
@@ -244,8 +244,8 @@ void Blocks(const Args& a, const ByteTable& t1, const ByteTable& t2, Order order
     float mmax, vmax;
     Moments(a.g + start, m, v, len, a.beta1, a.beta2, a.one_minus_beta1, a.one_minus_beta2,
             &mmax, &vmax);
-    Nearest(a.table1, a.shift1, m, mmax > 0.0f ? mmax : 1.0f, len, a.mq_out + start);
-    Nearest(a.table2, a.shift2, v, vmax > 0.0f ? vmax : 1.0f, len, a.nq_out + start);
+    Nearest(a.table1, a.shift1, m, 1.0f / (mmax > 0.0f ? mmax : 1.0f), len, a.mq_out + start);
+    Nearest(a.table2, a.shift2, v, 1.0f / (vmax > 0.0f ? vmax : 1.0f), len, a.nq_out + start);
     a.ma_out[b] = mmax;
     a.na_out[b] = vmax;
   }

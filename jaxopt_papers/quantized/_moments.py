@@ -7,7 +7,8 @@ path and the user's mask, and read back from the codes' dtype afterwards.
 
 Differences from the reference code: an all-zero block stores the code of 0 (bitsandbytes'
 kernel divides 0 by 0 there and stores another code; both dequantise to 0), and states are
-normalised with an exact division where the CUDA kernel uses ``__fdividef``.
+normalised by a product with the correctly rounded reciprocal of the block maximum, where the
+CUDA kernel's ``__fdividef`` multiplies by an approximate one.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def code_blocks(stored: jax.Array, code: np.ndarray, block_size: int) -> jax.Arr
 def store(value: jax.Array, like: jax.Array, code: np.ndarray, signed: bool):
     """Requantise ``value`` (blocks, for an 8-bit ``like``) to ``(stored, absmax)``.
 
-    Nearest code of ``value / absmax`` (ties to the even index); for a signed code a value
+    Nearest code of ``value * (1 / absmax)`` (ties to the even index); for a signed code a value
     whose code has the other sign moves one code towards its own sign (the CUDA kernel's guard:
     a small negative moment never becomes zero).
     """
@@ -120,8 +121,8 @@ def store(value: jax.Array, like: jax.Array, code: np.ndarray, signed: bool):
 def quantize_blocks(value: jax.Array, code: np.ndarray, signed: bool):
     """``(codes, absmax)`` of ``value`` laid out as ``(..., block_size)`` blocks."""
     absmax = jnp.max(jnp.abs(value), axis=-1).astype(jnp.float32)
-    denom = jnp.where(absmax > 0, absmax, 1.0).astype(value.dtype)
-    x = (value / denom[..., None]).astype(jnp.float32)
+    inv = 1 / jnp.where(absmax > 0, absmax, 1.0).astype(value.dtype)
+    x = (value * inv[..., None]).astype(jnp.float32)
     idx = B.codebook(code).nearest(x, sign_guard=signed)
     return idx.astype(jnp.uint8), absmax
 

@@ -52,7 +52,8 @@ Differences from the reference code:
 * Rounding is the CUDA kernel's exact nearest code (ties to the even index) with its sign
   guard; bitsandbytes' CPU backend instead uses a 65,536-bin lookup table, decays the weights
   before the step and has no sign guard, so its CPU trajectories differ slightly.
-* The CUDA kernel divides with ``__fdividef`` (about 2 ulp); we divide exactly. An all-zero
+* The CUDA kernel normalises with ``__fdividef`` (a product with an approximate reciprocal,
+  about 2 ulp); we multiply by the correctly rounded reciprocal of the block maximum. An all-zero
   block stores the code of 0.
 * 32-bit (small) tensors use the same arithmetic as the 8-bit ones (bitsandbytes' 32-bit
   kernel groups ``(1 - b2) (g g)`` and lets a non-finite gradient through).

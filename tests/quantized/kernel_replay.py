@@ -4,10 +4,11 @@ Written from the kernels ``kOptimizerStatic8bit2StateBlockwise`` /
 ``kOptimizerStatic8bit1StateBlockwise`` and ``quantize_2D`` / ``dQuantize`` (bitsandbytes
 95f9af30): the binary search over the code with its midpoint comparisons, the sign guard, the
 float32 arithmetic in the kernel's order. Independent of the library's lookup-table rounding.
-Two documented choices of the library are followed: exact division instead of ``__fdividef``
-and the code of 0 for an all-zero block (the kernel computes 0/0 there). Compilers may fuse a
-multiply and an add into one rounding (nvcc and XLA:CPU both do, not always the same pair), so
-a moment can differ by an ulp: a code may then differ by one where the normalised value lies
+Two documented choices of the library are followed: the product with the correctly rounded
+reciprocal of the block maximum instead of ``__fdividef``'s approximate one, and the code of 0
+for an all-zero block (the kernel computes 0/0 there). Compilers may fuse a multiply and an add
+into one rounding (nvcc and XLA:CPU both do, not always the same pair), so a moment can differ
+by an ulp: a code may then differ by one where the normalised value lies
 within a few ulp of a midpoint, which :func:`near_tie` recognises.
 """
 
@@ -59,7 +60,7 @@ def requantize(s: np.ndarray, code: np.ndarray, signed: bool):
     sign guard."""
     absmax = np.max(np.abs(s), axis=1).astype(F32)
     safe = np.where(absmax > 0, absmax, F32(1)).astype(F32)
-    x = (s / safe[:, None]).astype(F32)
+    x = (s * (F32(1) / safe)[:, None]).astype(F32)
     c = binary_search_code(code, x)
     if signed:
         wrong = np.signbit(code[c]) != np.signbit(s)

@@ -86,8 +86,8 @@ def _numpy_step(case, count: int, has_lr: bool, use_decay: bool, block: int):
     pad = (-n) % block
     mb = np.pad(np.abs(m), (0, pad)).reshape(-1, block).max(1).astype(F32)
     vb = np.pad(np.abs(v), (0, pad)).reshape(-1, block).max(1).astype(F32)
-    xm = (m / np.where(mb > 0, mb, one)[b]).astype(F32)
-    xv = (v / np.where(vb > 0, vb, one)[b]).astype(F32)
+    xm = (m * (one / np.where(mb > 0, mb, one))[b]).astype(F32)
+    xv = (v * (one / np.where(vb > 0, vb, one))[b]).astype(F32)
     return u, mb, vb, xm, xv
 
 
