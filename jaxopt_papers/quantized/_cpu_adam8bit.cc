@@ -6,10 +6,11 @@
 // table of jaxopt_papers.quantized.blockwise.Codebook, doing the float32 operations of the XLA
 // path (jaxopt_papers.quantized.optimizers._adam_leaf) in the same order, each correctly
 // rounded (no contraction into fused multiply-adds). The step itself is left to XLA, which
-// fuses it with the parameter update. One pass over the tensor, the codes updated in place;
-// the float32 moments of one block live in a small buffer. Blocks are spread over XLA's
-// intra-op thread pool. With AVX-512 (VBMI), the 256-entry code tables are read by byte
-// permutes in registers rather than by gathers.
+// fuses it with the parameter update and reads the old codes from the copy this kernel writes
+// beside the new ones (so that XLA need not copy the state before the kernel updates it in
+// place). One pass over the tensor; the float32 moments of one block live in a small buffer.
+// Blocks are spread over XLA's intra-op thread pool. With AVX-512 (VBMI), the 256-entry code
+// tables are read by byte permutes in registers rather than by gathers.
 //
 // Built on first use by jaxopt_papers.quantized._native with the system C++ compiler.
 
@@ -43,6 +44,10 @@ struct Args {
   const float* na;
   const float* code1;
   const float* code2;
+  // Rounding tables (blockwise.Codebook's, repacked by _native), keyed by the top 32 - shift
+  // bits of a normalised float32 value: the entry (k0 << (shift + 1)) + 2^(shift + 1) - t
+  // carries into the code k0 + 1 exactly when the remaining low bits (flipped for a negative
+  // value) reach the bin's threshold t <= 2^shift.
   const uint32_t* table1;
   const uint32_t* table2;
   float beta1, beta2, one_minus_beta1, one_minus_beta2;
@@ -143,7 +148,7 @@ inline void Moments(const float* __restrict g, float* __restrict m, float* __res
   std::memcpy(vmax, &vb, sizeof vb);
 }
 
-// Nearest codes of `x[0:len] * inv` through a carry table (see Nearest below).
+// Nearest codes of `x[0:len] * inv` through a rounding table (see Args).
 inline void Nearest(const uint32_t* __restrict table, int shift, const float* __restrict x,
                     float inv, int64_t len, uint8_t* __restrict out) {
   const __m512 d = _mm512_set1_ps(inv);
@@ -204,10 +209,7 @@ inline void Moments(const float* __restrict g, float* __restrict m, float* __res
   *vmax = AbsMax(v, len);
 }
 
-// Nearest codes of `x[0:len] * inv`. `table` is keyed by the top 32 - shift bits of the
-// float32 quotient; an entry (k0 << (shift + 1)) + 2^(shift + 1) - t carries into the code k0
-// + 1 exactly when the remaining low bits (flipped for a negative value) reach the bin's
-// threshold t <= 2^shift (blockwise.Codebook's table, repacked by _native).
+// Nearest codes of `x[0:len] * inv` through a rounding table (see Args).
 inline void Nearest(const uint32_t* __restrict table, int shift, const float* __restrict x,
                     float inv, int64_t len, uint8_t* __restrict out) {
   const uint32_t mask = (1u << shift) - 1u;

@@ -166,10 +166,12 @@ def _carry_table(table: np.ndarray, shift: int) -> np.ndarray:
 
 
 def adam8bit_state(g, mq, ma, nq, na, code1, code2, scalars, block_size: int):
-    """``(mq, ma, nq, na)``: the requantised moments of one 8-bit Adam step of a leaf.
+    """``(mq, ma, nq, na, mq_old, nq_old)`` of one 8-bit Adam step of a leaf.
 
-    ``scalars`` holds ``[b1, b2, 1 - b1, 1 - b2]`` in float32. The codes are updated in place
-    (each output aliases its input).
+    The requantised moments (updated in place: each aliases its input) and copies of the codes
+    before the step, which the step's elementwise pass reads after the kernel (XLA would
+    otherwise copy the state before the in-place update). ``scalars`` holds
+    ``[b1, b2, 1 - b1, 1 - b2]`` in float32.
     """
     available, reason = _load()  # registers the target with XLA
     if not available:
