@@ -30,7 +30,7 @@ Writes ``<out>/quantized.json`` and ``<out>/quantized.png`` and prints markdown 
 into ``benchmarks/README.md`` when writing to the default ``benchmarks/results`` (or to
 ``--readme``)::
 
-    python benchmarks/quantized.py            # full size (several minutes on 2 CPU cores)
+    python benchmarks/quantized.py            # full size (about 27 minutes on 2 CPU cores)
     python benchmarks/quantized.py --quick    # CI size
 """
 
